@@ -1,0 +1,18 @@
+/**
+ * `npm run bench -- <name> [options]`: benchmarks that run a reference side by side and print
+ * ratios. They never run in `npm test`.
+ */
+import { editingBenchmark } from './editing/index.js';
+
+const benchmarks: Record<string, (args: string[]) => Promise<void>> = {
+  editing: editingBenchmark,
+};
+
+const [name, ...args] = process.argv.slice(2);
+const benchmark = name === undefined ? undefined : benchmarks[name];
+if (!benchmark) {
+  console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [options]`);
+  console.error('  editing [--sizes 10000,100000,1000000] [--runs 3]');
+  process.exit(2);
+}
+await benchmark(args);

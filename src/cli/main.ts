@@ -1,0 +1,103 @@
+/**
+ * cli — the `lethe` command. Exit codes: 0 success, 1 a run failed, 2 an invalid flow or a
+ * usage mistake. A user's mistake never prints a stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+import { flowJsonSchema } from '../flow/schema.js';
+import { loadFlow } from '../flow/load.js';
+import { errorsOf, EXIT, printErrors } from './report.js';
+import { runCommand } from './run.js';
+import { formatError } from '../errors/index.js';
+
+const VERSION = '0.1.0';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('lethe')
+    .description('Lethe: a privacy-first automation and data-editing engine')
+    .version(VERSION, '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('run a flow once, in memory, with progress and a summary')
+    .argument('<flow>', 'the flow file (YAML or JSON)')
+    .option('-p, --param <name=value>', 'set a parameter (repeatable)', collect, [])
+    .option('-c, --connections <file>', 'connections file (default: connections.yaml beside the flow)')
+    .option('--state <dir>', 'where autonumber counters are kept (default: .lethe/state beside the flow)')
+    .option('-i, --input <file>', "the trigger's payload (CSV, JSON, NDJSON or XLSX) for input: { trigger: true }")
+    .option('--json', 'print the result as JSON on stdout, without progress')
+    .option('--no-progress', 'do not show progress')
+    .action(async (flow: string, options) => {
+      setExitCode(await runCommand(flow, options));
+    });
+
+  program
+    .command('validate')
+    .description('check flow files and report every problem with file:line:col')
+    .argument('<flows...>', 'flow files')
+    .option('--json', 'print the result as JSON')
+    .action(async (flows: string[], options: { json?: boolean }) => {
+      const results = [];
+      for (const file of flows) {
+        try {
+          await loadFlow(file);
+          results.push({ file, valid: true, errors: [] as ReturnType<typeof errorsOf> });
+        } catch (error) {
+          results.push({ file, valid: false, errors: errorsOf(error) });
+        }
+      }
+      if (options.json) {
+        const json = results.map((r) => ({
+          file: r.file,
+          valid: r.valid,
+          errors: r.errors.map((e) => ({ code: e.code, message: formatError(e), ...e.details.location })),
+        }));
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+      } else {
+        for (const result of results) {
+          if (result.valid) process.stdout.write(`${result.file}: ok\n`);
+          else printErrors(result.errors);
+        }
+      }
+      setExitCode(results.every((r) => r.valid) ? EXIT.ok : EXIT.invalid);
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the flow format (for editors)')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(flowJsonSchema(), null, 2)}\n`);
+      setExitCode(EXIT.ok);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram((code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    if (argv.length === 0) {
+      program.outputHelp();
+      return EXIT.invalid;
+    }
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+        return EXIT.ok;
+      }
+      return EXIT.invalid;
+    }
+    printErrors(errorsOf(error));
+    return EXIT.invalid;
+  }
+}

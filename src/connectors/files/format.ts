@@ -1,0 +1,36 @@
+/** The shape of a file format: read a byte stream into a table, write a table to a byte stream. */
+import type { Readable, Writable } from 'node:stream';
+import type { Table } from '../../table/index.js';
+import type { IoContext } from '../connector.js';
+
+export const FILE_FORMATS = ['csv', 'json', 'ndjson', 'xlsx'] as const;
+export type FileFormatName = (typeof FILE_FORMATS)[number];
+
+export interface FileReadOptions {
+  /** Columns whose type is declared: text formats must not infer them. */
+  declared: ReadonlySet<string>;
+  /** CSV field delimiter (default ","). */
+  delimiter?: string;
+  /** XLSX worksheet name (default: the first). */
+  sheet?: string;
+  /** JSON: dotted path to the array of records inside the document. */
+  path?: string;
+  /** Shown in error messages. */
+  displayName: string;
+}
+
+export interface FileWriteOptions {
+  delimiter?: string;
+  sheet?: string;
+  displayName: string;
+}
+
+/** Opens the file's bytes; a format may read them twice (CSV does, rarely). */
+export type OpenSource = () => Readable;
+
+export interface FileFormat {
+  readonly name: FileFormatName;
+  readonly extensions: readonly string[];
+  read(open: OpenSource, options: FileReadOptions, context: IoContext): Promise<Table>;
+  write(table: Table, sink: Writable, options: FileWriteOptions, context: IoContext): Promise<void>;
+}
