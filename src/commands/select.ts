@@ -49,7 +49,11 @@ export const select: CommandDefinition<Body> = {
     for (const [newName, old] of Object.entries(body.rename ?? {})) {
       const before = renamed.get(old);
       if (before !== undefined) {
-        context.error(['rename', newName], `column "${old}" is already renamed to "${before}"`, 'to copy a column, use columns: { new: old } or compute');
+        context.error(
+          ['rename', newName],
+          `column "${old}" is already renamed to "${before}"`,
+          'to copy a column, use columns: { new: old } or compute',
+        );
       }
       renamed.set(old, newName);
     }

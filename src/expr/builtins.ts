@@ -60,7 +60,8 @@ function isDeepEqual(lhs: unknown, rhs: unknown): boolean {
     if (lkeys.length !== rkeys.length) return false;
     for (let i = 0; i < lkeys.length; i++) if (lkeys[i] !== rkeys[i]) return false;
     for (const key of lkeys) {
-      if (!isDeepEqual((lhs as Record<string, unknown>)[key], (rhs as Record<string, unknown>)[key])) return false;
+      if (!isDeepEqual((lhs as Record<string, unknown>)[key], (rhs as Record<string, unknown>)[key]))
+        return false;
     }
     return true;
   }
@@ -68,7 +69,10 @@ function isDeepEqual(lhs: unknown, rhs: unknown): boolean {
 }
 
 /** JSONata's merge sort (split at the middle, left first, take right when comp says so). */
-async function mergeSortAsync(array: unknown[], comp: (a: unknown, b: unknown) => Promise<unknown>): Promise<unknown[]> {
+async function mergeSortAsync(
+  array: unknown[],
+  comp: (a: unknown, b: unknown) => Promise<unknown>,
+): Promise<unknown[]> {
   if (array.length <= 1) return array;
   const middle = Math.floor(array.length / 2);
   const left = await mergeSortAsync(array.slice(0, middle), comp);
@@ -112,7 +116,10 @@ function mergeSortDefault(array: unknown[], deadline: () => Deadline, counter: {
 export function registerSafeBuiltins(expression: jsonata.Expression, deadline: () => Deadline): void {
   expression.registerFunction(
     'sort',
-    async function sort(arr: unknown[] | undefined, comparator?: (a: unknown, b: unknown) => Promise<unknown>) {
+    async function sort(
+      arr: unknown[] | undefined,
+      comparator?: (a: unknown, b: unknown) => Promise<unknown>,
+    ) {
       if (arr === undefined) return undefined;
       if (arr.length <= 1) return arr;
       if (comparator === undefined) {
@@ -183,7 +190,8 @@ export function registerSafeBuiltins(expression: jsonata.Expression, deadline: (
       // JSONata: padLength copies of the fill, cut to padLength characters (code points).
       let padding: string;
       const points = Array.from(fill);
-      if (points.length === fill.length) padding = fill.repeat(Math.ceil(padLength / fill.length)).slice(0, padLength);
+      if (points.length === fill.length)
+        padding = fill.repeat(Math.ceil(padLength / fill.length)).slice(0, padLength);
       else padding = Array.from({ length: padLength }, (_, k) => points[k % points.length]).join('');
       return whole > 0 ? str + padding : padding + str;
     },

@@ -238,7 +238,6 @@ export class Expression {
 
 export class BoundExpression {
   readonly expression: Expression;
-  private readonly columns: readonly string[];
   private readonly bindings: Readonly<Record<string, unknown>>;
   private readonly limits: ExpressionLimits;
   private readonly fast: ((row: Row) => Value | undefined) | undefined;
@@ -255,7 +254,6 @@ export class BoundExpression {
     limits: ExpressionLimits,
   ) {
     this.expression = expression;
-    this.columns = columns;
     this.bindings = bindings;
     this.limits = limits;
     const index = new Map<string, number>();
