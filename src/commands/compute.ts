@@ -5,7 +5,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { NEEDS_JSONATA, type BoundExpression } from '../expr/expression.js';
-import type { Row, Table } from '../table/index.js';
+import { orderedEntries, orderedKeys, type Row, type Table } from '../table/index.js';
 import { CHUNK, type CommandDefinition } from './command.js';
 import { evaluateWithJsonata, ExpressionText, StepRef } from './shared.js';
 
@@ -27,14 +27,14 @@ export const compute: CommandDefinition<Body> = {
   schema,
   references: (body) => [{ path: ['from'], step: body.from }],
   check(body, context) {
-    for (const [name, text] of Object.entries(body.columns)) context.expression(['columns', name], text);
+    for (const [name, text] of orderedEntries(body.columns)) context.expression(['columns', name], text);
   },
   async run(body, [input], context) {
     const table = input as Table;
     const columns = [...table.columns];
     const targets: number[] = [];
     const expressions: BoundExpression[] = [];
-    for (const [name, text] of Object.entries(body.columns)) {
+    for (const [name, text] of orderedEntries(body.columns)) {
       // Each expression sees the input columns plus those computed before it: a prefix of the output.
       expressions.push(context.expression(['columns', name], text, columns.slice()));
       let index = columns.indexOf(name);
@@ -44,7 +44,7 @@ export const compute: CommandDefinition<Body> = {
       }
       targets.push(index);
     }
-    const names = Object.keys(body.columns);
+    const names = orderedKeys(body.columns);
     const width = columns.length;
     const source = table.rows;
     const rows: Row[] = new Array<Row>(source.length);

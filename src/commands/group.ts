@@ -13,6 +13,7 @@ import {
   compareValues,
   describeValue,
   KeyMaker,
+  orderedEntries,
   rowKeyFunction,
   valueToText,
   type Row,
@@ -190,7 +191,7 @@ export const group: CommandDefinition<Body> = {
   references: (body) => [{ path: ['from'], step: body.from }],
   check(body, context) {
     const by = new Set(body.by);
-    for (const [name, text] of Object.entries(body.aggregate ?? {})) {
+    for (const [name, text] of orderedEntries(body.aggregate ?? {})) {
       const parsed = parseAggregate(text);
       if (typeof parsed === 'string') context.error(['aggregate', name], parsed);
       if (by.has(name)) context.error(['aggregate', name], `"${name}" is already a group column`);
@@ -202,7 +203,7 @@ export const group: CommandDefinition<Body> = {
   async run(body, [input], context) {
     const table = input as Table;
     const byIndexes = body.by.map((name, i) => context.column(table, name, ['by', i]));
-    const aggregates = Object.entries(body.aggregate ?? {}).map(([name, text]) => {
+    const aggregates = orderedEntries(body.aggregate ?? {}).map(([name, text]) => {
       const spec = parseAggregate(text) as AggregateSpec;
       const column = spec.column === undefined ? -1 : context.column(table, spec.column, ['aggregate', name]);
       return { name, column, create: accumulator(spec, name, context) };

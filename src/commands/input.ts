@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { readTableFile, resolveFormat } from '../connectors/files/index.js';
 import { FILE_FORMATS } from '../connectors/files/format.js';
-import { tableFromRecords, type Row, type Table, type Value } from '../table/index.js';
+import { orderedEntries, tableFromRecords, type Row, type Table, type Value } from '../table/index.js';
 import { COLUMN_TYPES, ConversionError, convert, type ColumnType } from '../table/types.js';
 import type { CheckContext, CommandDefinition, StepContext } from './command.js';
 import { ExpressionText } from './shared.js';
@@ -89,7 +89,7 @@ export function applyTypes(
   types: Readonly<Record<string, ColumnType>>,
   context: StepContext,
 ): Table {
-  const entries = Object.entries(types);
+  const entries = orderedEntries(types);
   if (entries.length === 0) return table;
   const columns = [...table.columns];
   for (const [name] of entries) if (!columns.includes(name)) columns.push(name);

@@ -8,7 +8,7 @@
  * rows that matched nothing.
  */
 import Type, { type Static } from 'typebox';
-import { KeyMaker, type Row, type Table, type Value } from '../table/index.js';
+import { KeyMaker, orderedEntries, type Row, type Table, type Value } from '../table/index.js';
 import { CHUNK, type CommandDefinition } from './command.js';
 import { ColumnName, StepRef } from './shared.js';
 
@@ -77,7 +77,7 @@ export const join: CommandDefinition<Body> = {
     const left = leftInput as Table;
     const right = rightInput as Table;
     const type = body.type ?? 'inner';
-    const pairs = Object.entries(body.on);
+    const pairs = orderedEntries(body.on);
     const leftKeys = pairs.map(([l]) => context.column(left, l, ['on', l]));
     const rightKeys = pairs.map(([l, r]) => context.column(right, r, ['on', l]));
 

@@ -4,7 +4,7 @@
  * rest in place), then `drop`.
  */
 import Type, { type Static } from 'typebox';
-import type { Row, Table } from '../table/index.js';
+import { orderedEntries, type Row, type Table } from '../table/index.js';
 import type { CommandDefinition, StepContext } from './command.js';
 import { ColumnList, ColumnMap, StepRef } from './shared.js';
 
@@ -46,7 +46,7 @@ export const select: CommandDefinition<Body> = {
     }
     // `rename: {x: a, y: a}` would silently keep only one of the two new names.
     const renamed = new Map<string, string>();
-    for (const [newName, old] of Object.entries(body.rename ?? {})) {
+    for (const [newName, old] of orderedEntries(body.rename ?? {})) {
       const before = renamed.get(old);
       if (before !== undefined) {
         context.error(
@@ -66,7 +66,7 @@ export const select: CommandDefinition<Body> = {
     if (body.columns !== undefined) {
       const entries: [string, string][] = Array.isArray(body.columns)
         ? body.columns.map((name) => [name, name])
-        : Object.entries(body.columns);
+        : orderedEntries(body.columns);
       const listed = Array.isArray(body.columns);
       const sources = entries.map(([newName, old], i) =>
         context.column(table, old, listed ? ['columns', i] : ['columns', newName]),
@@ -76,7 +76,7 @@ export const select: CommandDefinition<Body> = {
     }
     if (body.rename !== undefined) {
       const names = [...projection.names];
-      for (const [newName, old] of Object.entries(body.rename)) {
+      for (const [newName, old] of orderedEntries(body.rename)) {
         const index = context.column(current(), old, ['rename', newName]);
         names[index] = newName;
       }

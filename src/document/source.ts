@@ -10,6 +10,7 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
 import { relative } from 'node:path';
 import { LetheError, type SourceLocation } from '../errors/index.js';
+import { KEY_ORDER } from '../table/index.js';
 
 export type PathSegment = string | number;
 /** A path into a document: keys and list positions. */
@@ -30,6 +31,24 @@ export function formatPath(path: Path): string {
     else text += `[${JSON.stringify(segment)}]`;
   }
   return text;
+}
+
+/**
+ * Plain values from the parsed document: mappings become objects that remember their key
+ * order (see KEY_ORDER) and whose keys are always own data properties (`__proto__` included).
+ */
+function fromYaml(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fromYaml);
+  if (!(value instanceof Map)) return value;
+  const out: Record<string, unknown> = {};
+  const keys: string[] = [];
+  for (const [key, item] of value) {
+    const name = String(key);
+    if (!Object.prototype.hasOwnProperty.call(out, name)) keys.push(name);
+    Object.defineProperty(out, name, { value: fromYaml(item), enumerable: true, writable: true, configurable: true });
+  }
+  Object.defineProperty(out, KEY_ORDER, { value: keys, enumerable: false });
+  return out;
 }
 
 export class SourceDocument {
@@ -78,7 +97,7 @@ export class SourceDocument {
     let value: unknown;
     if (this.errors.length === 0) {
       try {
-        value = this.document.toJS({ maxAliasCount: 100 });
+        value = fromYaml(this.document.toJS({ maxAliasCount: 100, mapAsMap: true }));
       } catch (error) {
         this.errors.push(
           new LetheError('FLOW_SYNTAX', error instanceof Error ? error.message : String(error), { location: { file } }),

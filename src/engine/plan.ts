@@ -1,13 +1,16 @@
 /**
- * The plan of a run: for every step, the steps it reads (in the order its command wants them)
- * and how many steps read it, so the executor can start a step as soon as its inputs exist and
- * free a table as soon as its last reader is done.
+ * The plan of a run: for every step, the steps it reads (in the order its command wants them),
+ * the steps it waits for (its inputs and its `after` steps) and how many steps read it, so the
+ * executor can start a step as soon as it may and free a table once its last reader is done.
  */
 import type { Flow, FlowStep } from '../flow/validate.js';
 
 export interface PlannedStep {
   step: FlowStep;
+  /** Steps whose tables this one reads, in the command's order. */
   inputs: string[];
+  /** Steps that must finish first: its inputs and its `after` steps. */
+  waitsFor: string[];
   readers: number;
   /** Every step this one depends on, directly or not. */
   ancestors: Set<string>;
@@ -19,6 +22,7 @@ export function planFlow(flow: Flow): Map<string, PlannedStep> {
     plan.set(step.id, {
       step,
       inputs: step.references.map((reference) => reference.step),
+      waitsFor: [...new Set([...step.references, ...step.after].map((reference) => reference.step))],
       readers: 0,
       ancestors: new Set(),
     });

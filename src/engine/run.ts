@@ -34,6 +34,8 @@ export interface RunOptions {
   concurrency?: number;
   /** Smallest interval between two progress events of a step (default 100 ms). */
   progressIntervalMs?: number;
+  /** When the run counts as started (dates in autonumber formats); default now. */
+  startedAt?: Date;
 }
 
 export interface RunResult {
@@ -42,7 +44,7 @@ export interface RunResult {
   durationMs: number;
   steps: StepStats[];
   error: LetheError | undefined;
-  /** The table an output with `respond: true` produced. */
+  /** The table an output with `respond: true` produced, when the run succeeded. */
   response: Table | undefined;
   warnings: { step: string; message: string }[];
 }
@@ -54,7 +56,7 @@ function cancelled(): LetheError {
 export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<RunResult> {
   const { flow, source, baseDir } = loaded;
   const runId = options.runId ?? randomUUID();
-  const startedAt = new Date();
+  const startedAt = options.startedAt ?? new Date();
   const started = performance.now();
   const limits: ExpressionLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const params = options.params ?? {};
@@ -77,7 +79,8 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
   );
   const tables = new Map<string, Table>();
   const readersLeft = new Map([...plan].map(([id, planned]) => [id, planned.readers]));
-  const undo = new Map<string, (() => Promise<void>)[]>();
+  // Undo actions in the order they were registered, with the step that registered them.
+  const undo: { step: string; action: () => Promise<void> }[] = [];
   const committed = new Set<string>();
   const warnings: RunResult['warnings'] = [];
   let response: Table | undefined;
@@ -153,9 +156,7 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
         response = table;
       },
       undoOnFailure(action) {
-        const list = undo.get(stepId) ?? [];
-        list.push(action);
-        undo.set(stepId, list);
+        undo.push({ step: stepId, action });
       },
     };
     return context;
@@ -177,7 +178,8 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
       stat.rowsOut = output.rows.length;
       stat.status = 'succeeded';
       tables.set(stepId, output);
-      if (step.command === 'output') {
+      // A file or table written is committed; a response is only delivered if the run succeeds.
+      if (step.command === 'output' && (step.body as { respond?: boolean }).respond !== true) {
         committed.add(stepId);
         for (const ancestor of planned.ancestors) committed.add(ancestor);
       }
@@ -204,7 +206,7 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
   // Start every step whose inputs are done, keeping at most `concurrency` running.
   const running = new Map<string, Promise<void>>();
   const isReady = (id: string) =>
-    stats.get(id)!.status === 'pending' && plan.get(id)!.inputs.every((input) => stats.get(input)!.status === 'succeeded');
+    stats.get(id)!.status === 'pending' && plan.get(id)!.waitsFor.every((other) => stats.get(other)!.status === 'succeeded');
   while (!controller.signal.aborted) {
     for (const step of flow.steps) {
       if (running.size >= concurrency || controller.signal.aborted) break;
@@ -226,14 +228,12 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
   if (status !== 'succeeded') {
     for (const stat of stats.values()) if (stat.status === 'pending') stat.status = 'skipped';
     // Give back what no committed output depends on (autonumber blocks), newest first.
-    for (const step of [...flow.steps].reverse()) {
-      if (committed.has(step.id)) continue;
-      for (const action of (undo.get(step.id) ?? []).reverse()) {
-        try {
-          await action();
-        } catch (error) {
-          warnings.push({ step: step.id, message: `could not undo: ${toLetheError(error).message}` });
-        }
+    for (const { step, action } of undo.reverse()) {
+      if (committed.has(step)) continue;
+      try {
+        await action();
+      } catch (error) {
+        warnings.push({ step, message: `could not undo: ${toLetheError(error).message}` });
       }
     }
   }
@@ -246,7 +246,7 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
     durationMs,
     steps: flow.steps.map((step) => stats.get(step.id)!),
     error: failure,
-    response,
+    response: status === 'succeeded' ? response : undefined,
     warnings,
   };
 }

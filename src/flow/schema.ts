@@ -5,7 +5,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import { COMMANDS } from '../commands/index.js';
-import { STEP_ID_MESSAGE, STEP_ID_PATTERN } from '../commands/shared.js';
+import { STEP_ID_MESSAGE, STEP_ID_PATTERN, StepRef } from '../commands/shared.js';
 import { COLUMN_TYPES } from '../table/types.js';
 
 export const FLOW_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]*$';
@@ -120,12 +120,19 @@ export function topLevelSchema(steps: TSchema) {
 export const TopLevelSchema = topLevelSchema(Type.Array(Type.Unknown(), { minItems: 1 }));
 
 /** Fields a step has besides its command. */
-export const STEP_FIELDS = ['id', 'description'] as const;
+export const STEP_FIELDS = ['id', 'description', 'after'] as const;
 
 export const StepIdSchema = Type.String({
   pattern: STEP_ID_PATTERN,
   errorMessage: STEP_ID_MESSAGE,
   description: 'Unique step id.',
+});
+
+/** Steps that must finish first although no data flows from them (e.g. write, then read back). */
+export const StepAfterSchema = Type.Array(StepRef, {
+  minItems: 1,
+  uniqueItems: true,
+  description: 'Steps that must finish before this one starts, without reading their output.',
 });
 
 /** The published JSON Schema: every step is one of the command shapes. */
@@ -135,6 +142,7 @@ export function flowJsonSchema(): Record<string, unknown> {
       {
         id: StepIdSchema,
         description: Type.Optional(Type.String()),
+        after: Type.Optional(StepAfterSchema),
         [command.name]: command.schema,
       },
       { additionalProperties: false, description: command.summary, title: command.name },

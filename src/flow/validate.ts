@@ -15,6 +15,7 @@ import type { Value } from '../table/index.js';
 import { schemaProblems } from '../document/schema-problems.js';
 import {
   STEP_FIELDS,
+  StepAfterSchema,
   StepIdSchema,
   TopLevelSchema,
   type ParamDefinition,
@@ -31,7 +32,10 @@ export interface FlowStep {
   body: unknown;
   /** Position in the file's steps list. */
   index: number;
+  /** The steps whose output this one reads (`from`, `left`, `right`), in the command's order. */
   references: StepReference[];
+  /** Steps that must finish first without feeding it (`after`). */
+  after: StepReference[];
 }
 
 export interface Flow {
@@ -167,6 +171,10 @@ function checkStep(raw: unknown, index: number, params: ReadonlySet<string>, c: 
   if (raw.description !== undefined && typeof raw.description !== 'string') {
     c.error([...path, 'description'], 'must be a string');
   }
+  const after: StepReference[] =
+    raw.after !== undefined && c.schema(StepAfterSchema, raw.after, [...path, 'after'])
+      ? (raw.after as string[]).map((step, i) => ({ step, path: [...path, 'after', i] }))
+      : [];
   const keys = Object.keys(raw);
   const commands = keys.filter((key) => COMMANDS.has(key));
   for (const key of keys) {
@@ -210,12 +218,13 @@ function checkStep(raw: unknown, index: number, params: ReadonlySet<string>, c: 
     body,
     index,
     references,
+    after,
   };
 }
 
 function checkGraph(steps: FlowStep[], allIds: Map<string, number>, c: Collector): void {
   for (const step of steps) {
-    for (const reference of step.references) {
+    for (const reference of [...step.references, ...step.after]) {
       if (reference.step === step.id) c.error(reference.path, `step "${step.id}" cannot read its own output`);
       else if (!allIds.has(reference.step)) {
         c.error(reference.path, `no step "${reference.step}"${didYouMean(reference.step, allIds.keys())}`);
@@ -230,7 +239,7 @@ function checkGraph(steps: FlowStep[], allIds: Map<string, number>, c: Collector
   const visit = (step: FlowStep): void => {
     state.set(step.id, 'visiting');
     stack.push(step.id);
-    for (const reference of step.references) {
+    for (const reference of [...step.references, ...step.after]) {
       const next = byId.get(reference.step);
       if (!next || next.id === step.id) continue;
       if (state.get(next.id) === 'visiting') {

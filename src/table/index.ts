@@ -23,6 +23,23 @@ export function isNested(value: Value | undefined): value is NestedValue {
   return value !== null && typeof value === 'object';
 }
 
+/**
+ * Records parsed from flow files carry their keys in document order under this symbol:
+ * JavaScript objects list integer-like keys ("2024") first, which would reorder columns.
+ */
+export const KEY_ORDER: unique symbol = Symbol('lethe.keyOrder');
+
+/** A record's keys in the order they were written (document order when known). */
+export function orderedKeys(record: object): string[] {
+  const order = (record as { [KEY_ORDER]?: string[] })[KEY_ORDER];
+  return order ?? Object.keys(record);
+}
+
+/** A record's entries in the order they were written. */
+export function orderedEntries<T>(record: Readonly<Record<string, T>>): [string, T][] {
+  return orderedKeys(record).map((key) => [key, record[key]!]);
+}
+
 /** A record with a null prototype: any column name, `__proto__` included, is an own key. */
 export function rowToRecord(columns: readonly string[], row: Row): Record<string, Value> {
   const record = Object.create(null) as Record<string, Value>;
@@ -45,7 +62,7 @@ export function tableFromRecords(records: readonly unknown[], declared: readonly
   }
   for (const record of records) {
     if (record === null || typeof record !== 'object' || Array.isArray(record)) continue;
-    for (const key of Object.keys(record)) {
+    for (const key of orderedKeys(record)) {
       if (!index.has(key)) {
         index.set(key, columns.length);
         columns.push(key);
@@ -56,7 +73,7 @@ export function tableFromRecords(records: readonly unknown[], declared: readonly
   for (const record of records) {
     const row: Row = new Array<Value>(columns.length).fill(null);
     if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
-      for (const key of Object.keys(record)) {
+      for (const key of orderedKeys(record)) {
         const value = (record as Record<string, unknown>)[key];
         row[index.get(key)!] = toValue(value);
       }
@@ -82,7 +99,7 @@ export function toValue(value: unknown): Value {
       if (Array.isArray(value)) return value.map(toValue);
       if (Buffer.isBuffer(value) || value instanceof Uint8Array) return Buffer.from(value).toString('base64');
       const out = Object.create(null) as Record<string, Value>;
-      for (const key of Object.keys(value)) out[key] = toValue((value as Record<string, unknown>)[key]);
+      for (const key of orderedKeys(value)) out[key] = toValue((value as Record<string, unknown>)[key]);
       return out;
     }
     default:

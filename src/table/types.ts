@@ -57,6 +57,10 @@ export function convert(value: Value, type: ColumnType): Value {
       else if (typeof value === 'string' && NUMBER_TEXT.test(value.trim())) number = Number(value.trim());
       else throw new ConversionError(`${describeValue(value)} is not a number`);
       if (!Number.isFinite(number)) throw new ConversionError(`${describeValue(value)} is out of range`);
+      // An integer past 2^53 cannot be held exactly: refuse rather than change the number.
+      if (typeof value === 'string' && !Number.isSafeInteger(number) && /^[+-]?[0-9]+$/.test(value.trim())) {
+        throw new ConversionError(`${describeValue(value)} is too large to keep exactly as a number (declare it as string)`);
+      }
       if (type === 'integer' && !Number.isInteger(number)) {
         throw new ConversionError(`${describeValue(value)} is not an integer`);
       }

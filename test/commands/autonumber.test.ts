@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryCounterStore } from '../../src/counters/memory-counter-store.js';
-import { pipeline, runInline } from '../helpers/engine.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline, runInline, tempDir } from '../helpers/engine.js';
 
 const key = (counter: string, period = '', workspace = 'default') => ({ workspace, counter, period });
 
@@ -180,6 +182,38 @@ describe('autonumber', () => {
 
   it('a failed run keeps its numbers taken when an output depending on them has committed', async () => {
     const store = new MemoryCounterStore();
+    const dir = tempDir();
+    const yaml = [
+      'version: 1',
+      'name: t',
+      'steps:',
+      '  - id: source',
+      '    input: { values: [{ v: 1 }, { v: "abc" }] }',
+      '  - id: n',
+      '    autonumber: { from: source, field: no, counter: c }',
+      '  - id: out',
+      '    output: { from: n, file: numbered.json }',
+      '  - id: bad',
+      '    filter: { from: out, where: "v > 0" }',
+      '',
+    ].join('\n');
+    try {
+      const failed = await runInline(yaml, { counters: store, baseDir: dir.path });
+      expect(failed.result.status).toBe('failed');
+      expect(failed.result.error?.details.step).toBe('bad');
+      // The numbers were written to a file, so they are never handed out again.
+      const written = JSON.parse(readFileSync(join(dir.path, 'numbered.json'), 'utf8')) as { no: number }[];
+      expect(written.map((r) => r.no)).toEqual([1, 2]);
+      expect(await store.current(key('c'))).toBe(2);
+      const next = await autonumber(numbered(1), 'field: no, counter: c', store);
+      expect(next.records.map((r) => r.no)).toEqual([3]);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it('a response does not commit numbers: a failed run gives them back', async () => {
+    const store = new MemoryCounterStore();
     const yaml = [
       'version: 1',
       'name: t',
@@ -196,16 +230,14 @@ describe('autonumber', () => {
     ].join('\n');
     const failed = await runInline(yaml, { counters: store });
     expect(failed.result.status).toBe('failed');
-    expect(failed.result.error?.details.step).toBe('bad');
-    // The numbers went out with the response, so they are never handed out again.
-    expect(failed.records.map((r) => r.no)).toEqual([1, 2]);
-    expect(await store.current(key('c'))).toBe(2);
-    const next = await autonumber(numbered(1), 'field: no, counter: c', store);
-    expect(next.records.map((r) => r.no)).toEqual([3]);
+    // A failed run delivers no response, so its numbers went nowhere and are given back.
+    expect(failed.records).toEqual([]);
+    expect(await store.current(key('c'))).toBe(0);
   });
 
   it('a failed block is not given back when numbers were taken after it (a gap, never a reuse)', async () => {
     const store = new MemoryCounterStore();
+    const dir = tempDir();
     // n1 reserves 1–2 first, n2 then 3–4 and commits through `out`; `bad` fails after that.
     const yaml = [
       'version: 1',
@@ -218,19 +250,24 @@ describe('autonumber', () => {
       '  - id: n2',
       '    autonumber: { from: source, field: no, counter: c }',
       '  - id: out',
-      '    output: { from: n2, respond: true }',
+      '    output: { from: n2, file: numbered.json }',
       '  - id: u',
       '    union: { from: [n1, out] }',
       '  - id: bad',
       '    filter: { from: u, where: "v > 0" }',
       '',
     ].join('\n');
-    const failed = await runInline(yaml, { counters: store });
-    expect(failed.result.status).toBe('failed');
-    expect(failed.records.map((r) => r.no)).toEqual([3, 4]);
-    expect(await store.current(key('c'))).toBe(4);
-    const next = await autonumber(numbered(1), 'field: no, counter: c', store);
-    expect(next.records.map((r) => r.no)).toEqual([5]);
+    try {
+      const failed = await runInline(yaml, { counters: store, baseDir: dir.path });
+      expect(failed.result.status).toBe('failed');
+      const written = JSON.parse(readFileSync(join(dir.path, 'numbered.json'), 'utf8')) as { no: number }[];
+      expect(written.map((r) => r.no)).toEqual([3, 4]);
+      expect(await store.current(key('c'))).toBe(4);
+      const next = await autonumber(numbered(1), 'field: no, counter: c', store);
+      expect(next.records.map((r) => r.no)).toEqual([5]);
+    } finally {
+      dir.cleanup();
+    }
   });
 
   it('concurrent runs sharing a store get disjoint, gap-free blocks in row order', async () => {

@@ -161,10 +161,8 @@ describe('compute', () => {
     ]);
   });
 
-  // Blocked outside src/commands: the flow document is turned into plain JS objects, which list
-  // integer-like keys ("2024") before all others, so this evaluates "2024" first and fails.
-  // Enable once src/document/source.ts keeps mapping order.
-  it.skip('evaluates left to right even with integer-like column names', async () => {
+  // JavaScript objects list integer-like keys ("2024") first; flow documents keep their order.
+  it('evaluates left to right even with integer-like column names', async () => {
     const out = await compute([{ a: 1 }], '{ total: "a + 1", "2024": "total * 2" }');
     expect(out.columns).toEqual(['a', 'total', '2024']);
     expect(out.records).toEqual([{ a: 1, total: 2, 2024: 4 }]);

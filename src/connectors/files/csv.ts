@@ -241,4 +241,4 @@ async function write(table: Table, sink: Writable, options: FileWriteOptions, co
   context.progress(written, table.rows.length);
 }
 
-export const csv: FileFormat = { name: 'csv', extensions: ['.csv', '.tsv', '.txt'], read, write };
+export const csv: FileFormat = { name: 'csv', extensions: ['.csv', '.tsv'], read, write };
