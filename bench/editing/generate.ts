@@ -24,7 +24,12 @@ const STATUSES = ['paid', 'paid', 'paid', 'pending', 'refunded', 'cancelled'];
 const CHANNELS = ['web', 'store', 'phone', 'partner'];
 export const CUSTOMERS = 10_000;
 
-async function writeLines(path: string, header: string, count: number, line: (i: number) => string): Promise<void> {
+async function writeLines(
+  path: string,
+  header: string,
+  count: number,
+  line: (i: number) => string,
+): Promise<void> {
   const out = createWriteStream(path);
   out.write(`${header}\n`);
   let buffer = '';

@@ -38,7 +38,12 @@ function run(command: string, args: string[]): Promise<{ stdout: string; wallMs:
 }
 
 async function runLethe(flow: string): Promise<Timing> {
-  const { stdout, wallMs } = await run(process.execPath, [join(root, 'bin', 'lethe.js'), 'run', flow, '--json']);
+  const { stdout, wallMs } = await run(process.execPath, [
+    join(root, 'bin', 'lethe.js'),
+    'run',
+    flow,
+    '--json',
+  ]);
   const result = JSON.parse(stdout) as { status: string; durationMs: number; peakRssBytes: number };
   if (result.status !== 'succeeded') throw new Error(`lethe run failed: ${stdout}`);
   return { wallMs, peakRssBytes: result.peakRssBytes, engineMs: result.durationMs };
@@ -68,7 +73,8 @@ function compareOutputs(lethePath: string, duckdbPath: string): string | undefin
     for (const column of ['orders', 'total', 'average', 'largest']) {
       const x = Number(row[column]);
       const y = Number(other[column]);
-      if (Math.abs(x - y) > 1e-9 * Math.max(1, Math.abs(y))) return `${key} ${column}: lethe ${x}, duckdb ${y}`;
+      if (Math.abs(x - y) > 1e-9 * Math.max(1, Math.abs(y)))
+        return `${key} ${column}: lethe ${x}, duckdb ${y}`;
     }
   }
   return undefined;
@@ -95,7 +101,9 @@ export async function editingBenchmark(args: string[]): Promise<void> {
   await generateCustomers(customers);
   const template = readFileSync(join(here, 'flow.template.yaml'), 'utf8');
 
-  console.log(`editing benchmark: filter → join → group (4 aggregates) → sort → CSV; median of ${runs} runs each`);
+  console.log(
+    `editing benchmark: filter → join → group (4 aggregates) → sort → CSV; median of ${runs} runs each`,
+  );
   console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores\n`);
   const rows: string[][] = [];
   for (const size of sizes) {
@@ -131,9 +139,19 @@ export async function editingBenchmark(args: string[]): Promise<void> {
       mb(Math.max(...duckdb.map((t) => t.peakRssBytes))),
     ]);
   }
-  const header = ['orders', 'lethe wall', 'lethe engine', 'duckdb wall', 'duckdb query', 'ratio (wall)', 'lethe peak RSS', 'duckdb peak RSS'];
+  const header = [
+    'orders',
+    'lethe wall',
+    'lethe engine',
+    'duckdb wall',
+    'duckdb query',
+    'ratio (wall)',
+    'lethe peak RSS',
+    'duckdb peak RSS',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   console.log(line(header));
   console.log(widths.map((w) => '─'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));

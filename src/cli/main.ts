@@ -29,7 +29,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('-p, --param <name=value>', 'set a parameter (repeatable)', collect, [])
     .option('-c, --connections <file>', 'connections file (default: connections.yaml beside the flow)')
     .option('--state <dir>', 'where autonumber counters are kept (default: .lethe/state beside the flow)')
-    .option('-i, --input <file>', "the trigger's payload (CSV, JSON, NDJSON or XLSX) for input: { trigger: true }")
+    .option(
+      '-i, --input <file>',
+      "the trigger's payload (CSV, JSON, NDJSON or XLSX) for input: { trigger: true }",
+    )
     .option('--json', 'print the result as JSON on stdout, without progress')
     .option('--no-progress', 'do not show progress')
     .action(async (flow: string, options) => {
@@ -83,16 +86,20 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram((code) => {
     exitCode = code;
   });
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return EXIT.invalid;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
-    if (argv.length === 0) {
-      program.outputHelp();
-      return EXIT.invalid;
-    }
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.code === 'commander.help'
+      ) {
         return EXIT.ok;
       }
       return EXIT.invalid;

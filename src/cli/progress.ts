@@ -51,7 +51,8 @@ export function plainProgress(stream: NodeJS.WritableStream = process.stderr, ev
           stream.write(`✓ ${finishedLine(event.stats)}\n`);
           break;
         case 'step.failed':
-          if (event.error.code !== 'CANCELLED') stream.write(`✗ ${event.step} (${event.stats.command}) failed\n`);
+          if (event.error.code !== 'CANCELLED')
+            stream.write(`✗ ${event.step} (${event.stats.command}) failed\n`);
           break;
         default:
           break;
@@ -70,7 +71,11 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
       clearOnComplete: false,
       fps: 8,
       barsize: 24,
-      format: (options, params, payload: { step: string; command: string; state: string; unknownTotal: boolean }) => {
+      format: (
+        options,
+        params,
+        payload: { step: string; command: string; state: string; unknownTotal: boolean },
+      ) => {
         const size = options.barsize ?? 24;
         const filled = payload.unknownTotal ? 0 : Math.round(params.progress * size);
         const bar = payload.unknownTotal ? '·'.repeat(size) : '█'.repeat(filled) + '░'.repeat(size - filled);
@@ -90,7 +95,12 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): P
         case 'step.started':
           bars.set(
             event.step,
-            multibar.create(0, 0, { step: event.step, command: event.command, state: '▸', unknownTotal: true }),
+            multibar.create(0, 0, {
+              step: event.step,
+              command: event.command,
+              state: '▸',
+              unknownTotal: true,
+            }),
           );
           break;
         case 'step.progress': {

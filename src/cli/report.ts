@@ -13,13 +13,18 @@ export function errorsOf(thrown: unknown): LetheError[] {
 }
 
 /** Print errors for people; internal errors say so, and show a stack only with LETHE_DEBUG=1. */
-export function printErrors(errors: readonly LetheError[], stream: NodeJS.WritableStream = process.stderr): void {
+export function printErrors(
+  errors: readonly LetheError[],
+  stream: NodeJS.WritableStream = process.stderr,
+): void {
   for (const error of errors) {
     if (error.code === 'INTERNAL') {
       stream.write(`internal error: ${error.message}\n`);
       const cause = error.details.cause;
-      if (process.env.LETHE_DEBUG === '1' && cause instanceof Error && cause.stack) stream.write(`${cause.stack}\n`);
-      else stream.write('  (this is a bug in Lethe; run with LETHE_DEBUG=1 for details and please report it)\n');
+      if (process.env.LETHE_DEBUG === '1' && cause instanceof Error && cause.stack)
+        stream.write(`${cause.stack}\n`);
+      else
+        stream.write('  (this is a bug in Lethe; run with LETHE_DEBUG=1 for details and please report it)\n');
     } else {
       stream.write(`${formatError(error)}\n`);
     }
@@ -27,7 +32,9 @@ export function printErrors(errors: readonly LetheError[], stream: NodeJS.Writab
 }
 
 function pad(cells: string[], widths: number[], rightAligned: Set<number>): string {
-  return cells.map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ');
+  return cells
+    .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+    .join('  ');
 }
 
 export function summaryTable(result: RunResult): string {
@@ -42,7 +49,11 @@ export function summaryTable(result: RunResult): string {
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   const right = new Set([2, 3, 4]);
-  const lines = [pad(header, widths, right), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map((row) => pad(row, widths, right))];
+  const lines = [
+    pad(header, widths, right),
+    widths.map((w) => '─'.repeat(w)).join('  '),
+    ...rows.map((row) => pad(row, widths, right)),
+  ];
   return lines.map((line) => line.trimEnd()).join('\n');
 }
 

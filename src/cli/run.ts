@@ -6,8 +6,22 @@ import { FileCounterStore } from '../counters/file-counter-store.js';
 import { runFlow } from '../engine/run.js';
 import { LetheError } from '../errors/index.js';
 import { loadFlow, resolveParams } from '../flow/load.js';
-import { plainProgress, terminalProgress, formatDuration, formatCount, type ProgressView } from './progress.js';
-import { errorsOf, EXIT, peakRssBytes, printErrors, resultJson, summaryTable, tableToRecords } from './report.js';
+import {
+  plainProgress,
+  terminalProgress,
+  formatDuration,
+  formatCount,
+  type ProgressView,
+} from './progress.js';
+import {
+  errorsOf,
+  EXIT,
+  peakRssBytes,
+  printErrors,
+  resultJson,
+  summaryTable,
+  tableToRecords,
+} from './report.js';
 
 export interface RunCommandOptions {
   param: string[];
@@ -38,6 +52,18 @@ export async function runCommand(flowPath: string, options: RunCommandOptions): 
     const connectionsFile = await findConnectionsFile(options.connections, loaded.baseDir);
     const connections = connectionsFile ? await loadConnections(connectionsFile) : [];
     const pool = new ConnectionPool(connections, connectionsFile ?? 'the connections file');
+    const needsTrigger = loaded.flow.steps.some(
+      (step) => step.command === 'input' && (step.body as { trigger?: boolean }).trigger === true,
+    );
+    if (needsTrigger && !options.input) {
+      throw new LetheError(
+        'USAGE',
+        `${loaded.source.file} reads the trigger's payload (input: { trigger: true })`,
+        {
+          hint: 'give the payload with --input FILE (CSV, JSON, NDJSON or XLSX)',
+        },
+      );
+    }
     const trigger = options.input
       ? {
           table: await readTableFile(
@@ -55,7 +81,9 @@ export async function runCommand(flowPath: string, options: RunCommandOptions): 
   }
 
   const { loaded, params, pool, trigger } = prepared;
-  const counters = new FileCounterStore(options.state ? resolve(options.state) : join(dirname(resolve(flowPath)), '.lethe', 'state'));
+  const counters = new FileCounterStore(
+    options.state ? resolve(options.state) : join(dirname(resolve(flowPath)), '.lethe', 'state'),
+  );
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = () => {
@@ -93,12 +121,15 @@ export async function runCommand(flowPath: string, options: RunCommandOptions): 
   } else {
     if (result.response) {
       process.stdout.write(`response (${formatCount(result.response.rows.length)} rows):\n`);
-      for (const record of tableToRecords(result.response)) process.stdout.write(`${JSON.stringify(record)}\n`);
+      for (const record of tableToRecords(result.response))
+        process.stdout.write(`${JSON.stringify(record)}\n`);
       process.stdout.write('\n');
     }
     process.stdout.write(`${summaryTable(result)}\n\n`);
     const memory = `peak memory ${formatCount(Math.round(peakRssBytes() / 1048576))} MB`;
-    process.stdout.write(`${loaded.flow.name}: ${result.status} in ${formatDuration(result.durationMs)}, ${memory}\n`);
+    process.stdout.write(
+      `${loaded.flow.name}: ${result.status} in ${formatDuration(result.durationMs)}, ${memory}\n`,
+    );
     if (result.error && result.error.code !== 'CANCELLED') printErrors([result.error]);
   }
   return result.status === 'succeeded' ? EXIT.ok : EXIT.failed;

@@ -11,6 +11,7 @@
  * month or day.
  */
 import Type, { type Static } from 'typebox';
+import { LetheError } from '../errors/index.js';
 import type { Row, Table, Value } from '../table/index.js';
 import type { CommandDefinition } from './command.js';
 import { ColumnName, StepRef } from './shared.js';
@@ -24,7 +25,10 @@ const schema = Type.Object(
       description: 'Counter name; flows naming the same counter share its sequence.',
     }),
     format: Type.Optional(
-      Type.String({ minLength: 1, description: 'e.g. "R-{yyyy}-{seq:5}"; without it the field is a number.' }),
+      Type.String({
+        minLength: 1,
+        description: 'e.g. "R-{yyyy}-{seq:5}"; without it the field is a number.',
+      }),
     ),
     reset: Type.Optional(
       Type.Enum(['never', 'yearly', 'monthly', 'daily'], {
@@ -51,7 +55,8 @@ export function parseFormat(format: string): Part[] | string {
       i++;
       continue;
     }
-    if (ch === '}') return `unmatched "}" at character ${i + 1} of the format (write "}}" for a literal brace)`;
+    if (ch === '}')
+      return `unmatched "}" at character ${i + 1} of the format (write "}}" for a literal brace)`;
     if (ch !== '{') {
       literal += ch;
       continue;
@@ -123,6 +128,8 @@ export const autonumber: CommandDefinition<Body> = {
     try {
       reservation = await context.counters.reserve(key, table.rows.length);
     } catch (error) {
+      if (error instanceof LetheError)
+        throw error.withContext({ step: context.stepId, command: 'autonumber' });
       throw context.error('COUNTER_ERROR', `could not reserve numbers from counter "${body.counter}"`, {
         path: ['counter'],
         cause: error,

@@ -62,7 +62,8 @@ const schema = Type.Object(
 );
 type Body = Static<typeof schema>;
 
-const AGGREGATE = /^\s*([A-Za-z_]+)\s*\(\s*(?:(`(?:[^`]|``)+`|[^\s(),"'`]+)\s*(?:,\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*)?)?\)\s*$/;
+const AGGREGATE =
+  /^\s*([A-Za-z_]+)\s*\(\s*(?:(`(?:[^`]|``)+`|[^\s(),"'`]+)\s*(?:,\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*)?)?\)\s*$/;
 
 /** Parse `fn(col)`; returns a message on failure. */
 export function parseAggregate(text: string): AggregateSpec | string {
@@ -81,7 +82,9 @@ export function parseAggregate(text: string): AggregateSpec | string {
   let separator = ', ';
   if (rawSeparator !== undefined) {
     const body = rawSeparator.slice(1, -1);
-    separator = rawSeparator.startsWith('"') ? (JSON.parse(rawSeparator) as string) : body.replace(/\\(.)/g, '$1');
+    separator = rawSeparator.startsWith('"')
+      ? (JSON.parse(rawSeparator) as string)
+      : body.replace(/\\(.)/g, '$1');
   }
   return { fn, column, separator };
 }
@@ -95,12 +98,16 @@ interface Accumulator {
 function accumulator(spec: AggregateSpec, name: string, context: StepContext): () => Accumulator {
   const needNumber = (value: Value, rowNumber: number): number => {
     if (typeof value === 'number') return value;
-    throw context.error('DATA_INVALID', `${spec.fn} needs numbers, but the value is ${describeValue(value)}`, {
-      row: rowNumber,
-      column: spec.column,
-      path: ['aggregate', name],
-      hint: `convert the column with the input's types (e.g. types: { ${spec.column}: number })`,
-    });
+    throw context.error(
+      'DATA_INVALID',
+      `${spec.fn} needs numbers, but the value is ${describeValue(value)}`,
+      {
+        row: rowNumber,
+        column: spec.column,
+        path: ['aggregate', name],
+        hint: `convert the column with the input's types (e.g. types: { ${spec.column}: number })`,
+      },
+    );
   };
   switch (spec.fn) {
     case 'count':

@@ -34,12 +34,19 @@ const ColumnTypes = Type.Record(
 
 const schema = Type.Object(
   {
-    file: Type.Optional(Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' })),
+    file: Type.Optional(
+      Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' }),
+    ),
     format: Type.Optional(FileFormatField),
-    delimiter: Type.Optional(Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' })),
+    delimiter: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' }),
+    ),
     sheet: Type.Optional(Type.String({ minLength: 1, description: 'XLSX worksheet (default: the first).' })),
     path: Type.Optional(
-      Type.String({ minLength: 1, description: 'JSON: dotted path to the array of records, e.g. data.items.' }),
+      Type.String({
+        minLength: 1,
+        description: 'JSON: dotted path to the array of records, e.g. data.items.',
+      }),
     ),
     connection: Type.Optional(Type.String({ minLength: 1, description: 'A connection name.' })),
     sql: Type.Optional(Type.String({ minLength: 1, description: 'A query; bind values with parameters.' })),
@@ -69,7 +76,8 @@ function sources(body: Body): string[] {
 /** Options that belong to one kind of source only: [option, allowed when]. */
 function checkOptions(body: Body, context: CheckContext): void {
   const onlyWith = (option: keyof Body, source: string, allowed: boolean) => {
-    if (body[option] !== undefined && !allowed) context.error([option], `"${option}" applies only to ${source}`);
+    if (body[option] !== undefined && !allowed)
+      context.error([option], `"${option}" applies only to ${source}`);
   };
   const format = body.file === undefined ? undefined : resolveFormat(body.file, body.format);
   const formatName = typeof format === 'object' ? format.name : undefined;
@@ -141,7 +149,9 @@ async function readSource(body: Body, context: StepContext): Promise<Table> {
   }
   const name = body.connection!;
   if (body.request !== undefined) {
-    throw context.error('CONNECTION_ERROR', 'HTTP requests are not supported by this version', { path: ['request'] });
+    throw context.error('CONNECTION_ERROR', 'HTTP requests are not supported by this version', {
+      path: ['request'],
+    });
   }
   const session = await context.connections.session(name);
   if (body.sql !== undefined) {
@@ -164,7 +174,10 @@ export const input: CommandDefinition<Body> = {
     if (found.length === 0) {
       context.error([], 'input needs one source: file, connection (with sql or table), values or trigger');
     } else if (found.length > 1) {
-      context.error([found[1]!], `input takes one source, but has ${found.map((s) => `"${s}"`).join(' and ')}`);
+      context.error(
+        [found[1]!],
+        `input takes one source, but has ${found.map((s) => `"${s}"`).join(' and ')}`,
+      );
     }
     if (body.connection !== undefined) {
       const kinds = (['sql', 'table', 'request'] as const).filter((k) => body[k] !== undefined);

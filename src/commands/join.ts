@@ -70,7 +70,11 @@ export const join: CommandDefinition<Body> = {
   ],
   check(body, context) {
     if (body.left === body.right) {
-      context.error(['right'], 'a step cannot be joined with itself here', 'add a select step to copy it first');
+      context.error(
+        ['right'],
+        'a step cannot be joined with itself here',
+        'add a select step to copy it first',
+      );
     }
   },
   async run(body, [leftInput, rightInput], context) {
@@ -147,7 +151,8 @@ export const join: CommandDefinition<Body> = {
       await context.checkpoint();
     }
     if (matched) {
-      for (let m = 0; m < right.rows.length; m++) if (!matched[m]) rows.push(combine(undefined, right.rows[m]));
+      for (let m = 0; m < right.rows.length; m++)
+        if (!matched[m]) rows.push(combine(undefined, right.rows[m]));
     }
     return { columns, rows };
   },

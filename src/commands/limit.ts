@@ -8,7 +8,9 @@ const schema = Type.Object(
   {
     from: StepRef,
     count: Type.Integer({ minimum: 0, description: 'How many rows to keep.' }),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0, description: 'How many rows to skip first.' })),
+    offset: Type.Optional(
+      Type.Integer({ minimum: 0, default: 0, description: 'How many rows to skip first.' }),
+    ),
   },
   { additionalProperties: false, description: 'Slice the table.' },
 );

@@ -16,17 +16,21 @@ import { ColumnName, StepRef } from './shared.js';
 const schema = Type.Object(
   {
     from: StepRef,
-    file: Type.Optional(Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' })),
+    file: Type.Optional(
+      Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' }),
+    ),
     format: Type.Optional(FileFormatField),
-    delimiter: Type.Optional(Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' })),
+    delimiter: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' }),
+    ),
     sheet: Type.Optional(Type.String({ minLength: 1, description: 'XLSX worksheet name (default Sheet1).' })),
     connection: Type.Optional(Type.String({ minLength: 1, description: 'A connection name.' })),
     table: Type.Optional(Type.String({ minLength: 1, description: 'The table to write to.' })),
     mode: Type.Optional(
       Type.Enum(WRITE_MODES, {
-          default: 'insert',
-          description:
-            'insert; upsert (insert or update by key); update or delete by key; replace (delete all rows, then insert).',
+        default: 'insert',
+        description:
+          'insert; upsert (insert or update by key); update or delete by key; replace (delete all rows, then insert).',
       }),
     ),
     key: Type.Optional(
@@ -37,7 +41,8 @@ const schema = Type.Object(
     create: Type.Optional(
       Type.Boolean({
         default: false,
-        description: 'Create the table if it does not exist (column types from the data, the key as primary key).',
+        description:
+          'Create the table if it does not exist (column types from the data, the key as primary key).',
       }),
     ),
     request: Type.Optional(HttpRequest),
@@ -61,12 +66,17 @@ export const output: CommandDefinition<Body> = {
   references: (body) => [{ path: ['from'], step: body.from }],
   check(body, context) {
     const found = SINKS.filter((key) => body[key] !== undefined);
-    if (found.length === 0) context.error([], 'output needs one sink: file, connection (with table) or respond');
+    if (found.length === 0)
+      context.error([], 'output needs one sink: file, connection (with table) or respond');
     else if (found.length > 1) {
-      context.error([found[1]!], `output takes one sink, but has ${found.map((s) => `"${s}"`).join(' and ')}`);
+      context.error(
+        [found[1]!],
+        `output takes one sink, but has ${found.map((s) => `"${s}"`).join(' and ')}`,
+      );
     }
     const onlyWith = (option: keyof Body, what: string, allowed: boolean) => {
-      if (body[option] !== undefined && !allowed) context.error([option], `"${option}" applies only to ${what}`);
+      if (body[option] !== undefined && !allowed)
+        context.error([option], `"${option}" applies only to ${what}`);
     };
     const format = body.file === undefined ? undefined : resolveFormat(body.file, body.format);
     if (typeof format === 'string') context.error(['file'], format);
@@ -105,7 +115,9 @@ export const output: CommandDefinition<Body> = {
       );
     } else {
       const key = keyColumns(body);
-      key.forEach((name, i) => context.column(table, name, typeof body.key === 'string' ? ['key'] : ['key', i]));
+      key.forEach((name, i) =>
+        context.column(table, name, typeof body.key === 'string' ? ['key'] : ['key', i]),
+      );
       const session = await context.connections.session(body.connection!);
       await session.write(
         { table: body.table!, mode: body.mode ?? 'insert', key, create: body.create ?? false },

@@ -86,11 +86,15 @@ export const select: CommandDefinition<Body> = {
     if (body.drop !== undefined) {
       const dropped = new Set(body.drop.map((name, i) => context.column(current(), name, ['drop', i])));
       const keep = projection.names.map((_, i) => i).filter((i) => !dropped.has(i));
-      projection = { names: keep.map((i) => projection.names[i]!), sources: keep.map((i) => projection.sources[i]!) };
+      projection = {
+        names: keep.map((i) => projection.names[i]!),
+        sources: keep.map((i) => projection.sources[i]!),
+      };
     }
 
     const identity =
-      projection.sources.length === table.columns.length && projection.sources.every((source, i) => source === i);
+      projection.sources.length === table.columns.length &&
+      projection.sources.every((source, i) => source === i);
     // Rows are immutable, so a pure rename can share them.
     if (identity) return { columns: projection.names, rows: table.rows };
     const { sources } = projection;

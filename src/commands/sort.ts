@@ -30,7 +30,9 @@ export function parseSortKey(text: string): SortKey {
 }
 
 /** A comparator over rows for the given column indexes and directions. */
-export function rowComparator(keys: readonly { index: number; descending: boolean }[]): (a: Row, b: Row) => number {
+export function rowComparator(
+  keys: readonly { index: number; descending: boolean }[],
+): (a: Row, b: Row) => number {
   return (a, b) => {
     for (const { index, descending } of keys) {
       const x = a[index] ?? null;

@@ -22,14 +22,17 @@ type Environment = Readonly<Record<string, string | undefined>>;
 /** Replace ${VAR} in one string; returns the names that are not set. */
 export function substitute(text: string, env: Environment): { value: string; missing: string[] } {
   const missing: string[] = [];
-  const value = text.replace(VARIABLE, (whole, escaped: string, name: string, fallback: string | undefined) => {
-    if (escaped) return whole.slice(1);
-    const found = env[name];
-    if (found !== undefined) return found;
-    if (fallback !== undefined) return fallback;
-    missing.push(name);
-    return '';
-  });
+  const value = text.replace(
+    VARIABLE,
+    (whole, escaped: string, name: string, fallback: string | undefined) => {
+      if (escaped) return whole.slice(1);
+      const found = env[name];
+      if (found !== undefined) return found;
+      if (fallback !== undefined) return fallback;
+      missing.push(name);
+      return '';
+    },
+  );
   return { value, missing };
 }
 
@@ -43,7 +46,10 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Find the connections file for a flow: the one given, or one beside the flow, or none. */
-export async function findConnectionsFile(given: string | undefined, flowDir: string): Promise<string | undefined> {
+export async function findConnectionsFile(
+  given: string | undefined,
+  flowDir: string,
+): Promise<string | undefined> {
   if (given !== undefined) {
     const path = resolve(given);
     if (!(await exists(path))) throw new LetheError('USAGE', `no such connections file: ${given}`);
@@ -56,7 +62,10 @@ export async function findConnectionsFile(given: string | undefined, flowDir: st
   return undefined;
 }
 
-export async function loadConnections(path: string, env: Environment = process.env): Promise<ConnectionConfig[]> {
+export async function loadConnections(
+  path: string,
+  env: Environment = process.env,
+): Promise<ConnectionConfig[]> {
   const shown = displayPath(path);
   const source = new SourceDocument(shown, await readFile(path, 'utf8'));
   if (source.errors.length > 0) throw new LetheErrors(source.errors);
@@ -83,12 +92,15 @@ export async function loadConnections(path: string, env: Environment = process.e
       const known = [...CONNECTORS.keys()];
       fail(
         [name, 'type'],
-        typeof type === 'string' ? `unknown connection type "${type}"${didYouMean(type, known)}` : 'missing "type"',
+        typeof type === 'string'
+          ? `unknown connection type "${type}"${didYouMean(type, known)}`
+          : 'missing "type"',
         `types: ${known.join(', ')}`,
       );
       continue;
     }
     const settings: Record<string, unknown> = {};
+    const unset = new Set<string>();
     for (const [key, value] of Object.entries(rest)) {
       if (typeof value !== 'string') {
         settings[key] = value;
@@ -96,14 +108,23 @@ export async function loadConnections(path: string, env: Environment = process.e
       }
       const { value: replaced, missing } = substitute(value, env);
       for (const variable of missing) {
-        fail([name, key], `environment variable ${variable} is not set`, `set it, or give a default: \${${variable}:-value}`);
+        fail(
+          [name, key],
+          `environment variable ${variable} is not set`,
+          `set it, or give a default: \${${variable}:-value}`,
+        );
+        unset.add(key);
       }
       settings[key] = replaced;
     }
     for (const problem of schemaProblems(connector.settingsSchema, settings)) {
+      // A setting whose variable is missing has been reported already.
+      if (unset.has(String(problem.path[0]))) continue;
       const at = [name, ...problem.path];
       errors.push(
-        new LetheError('CONNECTIONS_INVALID', problem.message, { location: source.locate(at, { atKey: problem.atKey }) }),
+        new LetheError('CONNECTIONS_INVALID', problem.message, {
+          location: source.locate(at, { atKey: problem.atKey }),
+        }),
       );
     }
     connections.push({ name, type: connector.type, settings, baseDir: dirname(path) });
@@ -117,7 +138,10 @@ export class ConnectionPool implements ConnectionProvider {
   private readonly configs: Map<string, ConnectionConfig>;
   private readonly sessions = new Map<string, Promise<ConnectorSession>>();
 
-  constructor(configs: readonly ConnectionConfig[], private readonly origin = 'the connections file') {
+  constructor(
+    configs: readonly ConnectionConfig[],
+    private readonly origin = 'the connections file',
+  ) {
     this.configs = new Map(configs.map((config) => [config.name, config]));
   }
 
@@ -133,7 +157,10 @@ export class ConnectionPool implements ConnectionProvider {
       const known = this.names();
       return Promise.reject(
         new LetheError('CONNECTION_ERROR', `no connection "${name}"${didYouMean(name, known)}`, {
-          hint: known.length > 0 ? `${this.origin} defines: ${known.join(', ')}` : 'define it in connections.yaml beside the flow, or pass --connections FILE',
+          hint:
+            known.length > 0
+              ? `${this.origin} defines: ${known.join(', ')}`
+              : 'define it in connections.yaml beside the flow, or pass --connections FILE',
         }),
       );
     }

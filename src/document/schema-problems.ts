@@ -42,7 +42,10 @@ function pointerToPath(pointer: string, value: unknown): Path {
       current = current[index];
     } else {
       path.push(segment);
-      current = current !== null && typeof current === 'object' ? (current as Record<string, unknown>)[segment] : undefined;
+      current =
+        current !== null && typeof current === 'object'
+          ? (current as Record<string, unknown>)[segment]
+          : undefined;
     }
   }
   return path;
@@ -133,7 +136,12 @@ function translate(error: RawError, root: TSchema, value: unknown): SchemaProble
     case 'propertyNames':
       return []; // repeats the name's own error, reported at the name
     case 'type':
-      return [{ path, message: `must be ${describeType(String(error.params.type))}, not ${describeType(jsonType(actual))}` }];
+      return [
+        {
+          path,
+          message: `must be ${describeType(String(error.params.type))}, not ${describeType(jsonType(actual))}`,
+        },
+      ];
     case 'const':
       return [{ path, message: `must be ${JSON.stringify(error.params.allowedValue)}` }];
     case 'enum': {
@@ -147,16 +155,34 @@ function translate(error: RawError, root: TSchema, value: unknown): SchemaProble
       const message = explained ?? `must match the pattern ${String(error.params.pattern)}`;
       // A `propertyNames` pattern is about the key, not its value.
       if (/\/propertyNames$/.test(error.schemaPath)) {
-        return [{ path, atKey: true, message: `invalid name "${String(path[path.length - 1])}": ${message}` }];
+        return [
+          { path, atKey: true, message: `invalid name "${String(path[path.length - 1])}": ${message}` },
+        ];
       }
       return [{ path, message }];
     }
     case 'minLength':
-      return [{ path, message: error.params.limit === 1 ? 'must not be empty' : `must have at least ${String(error.params.limit)} characters` }];
+      return [
+        {
+          path,
+          message:
+            error.params.limit === 1
+              ? 'must not be empty'
+              : `must have at least ${String(error.params.limit)} characters`,
+        },
+      ];
     case 'maxLength':
       return [{ path, message: `must have at most ${String(error.params.limit)} characters` }];
     case 'minItems':
-      return [{ path, message: error.params.limit === 1 ? 'must list at least one item' : `must list at least ${String(error.params.limit)} items` }];
+      return [
+        {
+          path,
+          message:
+            error.params.limit === 1
+              ? 'must list at least one item'
+              : `must list at least ${String(error.params.limit)} items`,
+        },
+      ];
     case 'uniqueItems':
       return [{ path, message: 'lists the same item twice' }];
     case 'minProperties':
@@ -203,10 +229,13 @@ export function schemaProblems(schema: TSchema, value: unknown): SchemaProblem[]
   }
   // `"1"` where the schema says `const: 1` breaks both `type` and `const`: say it once.
   const fixedValue = new Set(
-    errors.filter((error) => error.keyword === 'const' || error.keyword === 'enum').map((error) => `${error.instancePath}\u0000${error.schemaPath}`),
+    errors
+      .filter((error) => error.keyword === 'const' || error.keyword === 'enum')
+      .map((error) => `${error.instancePath}\u0000${error.schemaPath}`),
   );
   for (const error of errors) {
-    if (error.keyword === 'type' && fixedValue.has(`${error.instancePath}\u0000${error.schemaPath}`)) suppressed.add(error);
+    if (error.keyword === 'type' && fixedValue.has(`${error.instancePath}\u0000${error.schemaPath}`))
+      suppressed.add(error);
   }
   // A misspelt required field is one mistake: "unknown field "stpes" (did you mean "steps"?)"
   // says all there is to say, so "missing required field "steps"" is left out.

@@ -7,7 +7,18 @@
  * unique keys and a bound on alias expansion; JSON is read by the same parser (JSON is YAML
  * 1.2), which also catches duplicate keys.
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  Scalar,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml';
 import { relative } from 'node:path';
 import { LetheError, type SourceLocation } from '../errors/index.js';
 import { KEY_ORDER } from '../table/index.js';
@@ -45,7 +56,12 @@ function fromYaml(value: unknown): unknown {
   for (const [key, item] of value) {
     const name = String(key);
     if (!Object.prototype.hasOwnProperty.call(out, name)) keys.push(name);
-    Object.defineProperty(out, name, { value: fromYaml(item), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, name, {
+      value: fromYaml(item),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   Object.defineProperty(out, KEY_ORDER, { value: keys, enumerable: false });
   return out;
@@ -83,7 +99,8 @@ export class SourceDocument {
       let position: { line: number; col: number } | undefined = error.linePos?.[0];
       let message = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       // The parser finds a missing closing quote at the end of the file: point at the opening one.
-      const opening = error.code === 'MISSING_CHAR' && /quote/.test(message) ? this.unclosedQuote(error.pos[0]) : undefined;
+      const opening =
+        error.code === 'MISSING_CHAR' && /quote/.test(message) ? this.unclosedQuote(error.pos[0]) : undefined;
       if (opening !== undefined) {
         position = this.lines.linePos(opening);
         message = `missing closing ${text[opening]} for the string that starts here`;
@@ -100,7 +117,9 @@ export class SourceDocument {
         value = fromYaml(this.document.toJS({ maxAliasCount: 100, mapAsMap: true }));
       } catch (error) {
         this.errors.push(
-          new LetheError('FLOW_SYNTAX', error instanceof Error ? error.message : String(error), { location: { file } }),
+          new LetheError('FLOW_SYNTAX', error instanceof Error ? error.message : String(error), {
+            location: { file },
+          }),
         );
       }
     }
@@ -134,7 +153,9 @@ export class SourceDocument {
     let depth = 0;
     for (const segment of path) {
       if (isMap(node)) {
-        const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment));
+        const pair = node.items.find(
+          (item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment),
+        );
         if (!pair) break;
         key = pair.key as Node;
         node = (pair.value as Node | null) ?? (pair.key as Node);
@@ -171,7 +192,12 @@ export class SourceDocument {
     const quoted = node.type === Scalar.QUOTE_DOUBLE || node.type === Scalar.QUOTE_SINGLE;
     if ((node.type === Scalar.PLAIN || quoted) && start.line === end.line) {
       const raw = this.text.slice(node.range[0] + (quoted ? 1 : 0), node.range[1]);
-      const skip = node.type === Scalar.QUOTE_DOUBLE ? rawIndexDouble(raw, offset - 1) : node.type === Scalar.QUOTE_SINGLE ? rawIndexSingle(raw, offset - 1) : offset - 1;
+      const skip =
+        node.type === Scalar.QUOTE_DOUBLE
+          ? rawIndexDouble(raw, offset - 1)
+          : node.type === Scalar.QUOTE_SINGLE
+            ? rawIndexSingle(raw, offset - 1)
+            : offset - 1;
       return { ...location, line: start.line, column: start.column + (quoted ? 1 : 0) + skip };
     }
     return location;
@@ -181,7 +207,7 @@ export class SourceDocument {
 /** Where the `index`-th (0-based) character of a double-quoted scalar's value is in its source. */
 function rawIndexDouble(raw: string, index: number): number {
   let i = 0;
-  for (let decoded = 0; decoded < index && i < raw.length; ) {
+  for (let decoded = 0; decoded < index && i < raw.length;) {
     if (raw[i] !== '\\') {
       i++;
       decoded++;

@@ -20,6 +20,12 @@ export type RunEvent =
   | { type: 'step.warning'; runId: string; step: string; message: string }
   | { type: 'step.finished'; runId: string; step: string; stats: StepStats }
   | { type: 'step.failed'; runId: string; step: string; stats: StepStats; error: LetheError }
-  | { type: 'run.finished'; runId: string; status: RunStatus; durationMs: number; error: LetheError | undefined };
+  | {
+      type: 'run.finished';
+      runId: string;
+      status: RunStatus;
+      durationMs: number;
+      error: LetheError | undefined;
+    };
 
 export type RunEventListener = (event: RunEvent) => void;

@@ -86,14 +86,23 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
   let response: Table | undefined;
   let failure: LetheError | undefined;
 
-  emit({ type: 'run.started', runId, flow: flow.name, steps: flow.steps.map((s) => ({ id: s.id, command: s.command })) });
+  emit({
+    type: 'run.started',
+    runId,
+    flow: flow.name,
+    steps: flow.steps.map((s) => ({ id: s.id, command: s.command })),
+  });
 
   const contextFor = (stepId: string): StepContext => {
     const planned = plan.get(stepId)!;
     const { step } = planned;
     const bodyPath: Path = ['steps', step.index, step.command];
     let lastProgress = 0;
-    const error = (code: LetheError['code'], message: string, details: ErrorDetails & { path?: Path } = {}) => {
+    const error = (
+      code: LetheError['code'],
+      message: string,
+      details: ErrorDetails & { path?: Path } = {},
+    ) => {
       const { path, ...rest } = details;
       return new LetheError(code, message, {
         ...rest,
@@ -120,11 +129,15 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
         if (columns.length > 0) {
           for (const name of expression.columns) {
             if (columns.includes(name)) continue;
-            throw error('COLUMN_UNKNOWN', `the expression reads column "${name}", which the input does not have${didYouMean(name, columns)}`, {
-              path,
-              expression: text,
-              hint: `the input's columns are: ${columns.join(', ')}; a column a source may omit can be declared in the input's types`,
-            });
+            throw error(
+              'COLUMN_UNKNOWN',
+              `the expression reads column "${name}", which the input does not have${didYouMean(name, columns)}`,
+              {
+                path,
+                expression: text,
+                hint: `the input's columns are: ${columns.join(', ')}; a column a source may omit can be declared in the input's types`,
+              },
+            );
           }
         }
         return expression.bind(columns, { params });
@@ -149,7 +162,10 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
         if (index !== -1) return index;
         throw error('COLUMN_UNKNOWN', `no column "${name}" in the input${didYouMean(name, table.columns)}`, {
           path,
-          hint: table.columns.length > 0 ? `the input's columns are: ${table.columns.join(', ')}` : 'the input has no columns',
+          hint:
+            table.columns.length > 0
+              ? `the input's columns are: ${table.columns.join(', ')}`
+              : 'the input has no columns',
         });
       },
       respond(table) {
@@ -195,7 +211,11 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
       // Once the run is stopping, whatever a step throws is the stop reaching it, not its own failure.
       const stopped = controller.signal.aborted;
       let error = stopped ? cancelled() : toLetheError(thrown);
-      error = error.withContext({ step: stepId, command: step.command, location: source.locate(['steps', step.index, step.command]) });
+      error = error.withContext({
+        step: stepId,
+        command: step.command,
+        location: source.locate(['steps', step.index, step.command]),
+      });
       stat.status = stopped ? 'cancelled' : 'failed';
       if (!failure) failure = error;
       controller.abort(cancelled());
@@ -206,12 +226,16 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
   // Start every step whose inputs are done, keeping at most `concurrency` running.
   const running = new Map<string, Promise<void>>();
   const isReady = (id: string) =>
-    stats.get(id)!.status === 'pending' && plan.get(id)!.waitsFor.every((other) => stats.get(other)!.status === 'succeeded');
+    stats.get(id)!.status === 'pending' &&
+    plan.get(id)!.waitsFor.every((other) => stats.get(other)!.status === 'succeeded');
   while (!controller.signal.aborted) {
     for (const step of flow.steps) {
       if (running.size >= concurrency || controller.signal.aborted) break;
       if (!running.has(step.id) && isReady(step.id)) {
-        running.set(step.id, runStep(step.id).finally(() => running.delete(step.id)));
+        running.set(
+          step.id,
+          runStep(step.id).finally(() => running.delete(step.id)),
+        );
       }
     }
     if (running.size === 0) break;

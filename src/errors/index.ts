@@ -130,5 +130,9 @@ export function toLetheError(error: unknown, fallback: ErrorCode = 'INTERNAL'): 
 
 /** Plain JSON form for `--json` output and, later, the API. */
 export function errorToJson(error: LetheError): Record<string, unknown> {
-  return { code: error.code, message: error.message, ...stripUndefined({ ...error.details, cause: undefined }) };
+  return {
+    code: error.code,
+    message: error.message,
+    ...stripUndefined({ ...error.details, cause: undefined }),
+  };
 }

@@ -101,10 +101,12 @@ function collectReferences(ast: AstNode): { columns: Set<string>; variables: Var
       variables.push({ variable: String(n.value), name: undefined, position: Number(n.position ?? 0) });
     }
     // Lambdas, predicates, grouping and sorting change the context: their names are not row columns.
-    const contextChanging = n.type === 'lambda' || n.type === 'step' || n.type === 'sort' || n.type === 'transform';
+    const contextChanging =
+      n.type === 'lambda' || n.type === 'step' || n.type === 'sort' || n.type === 'transform';
     for (const [key, child] of Object.entries(n)) {
       if (key === 'position' || key === 'value' || key === 'type') continue;
-      const childAtRow = atRow && !contextChanging && key !== 'predicate' && key !== 'group' && key !== 'stages';
+      const childAtRow =
+        atRow && !contextChanging && key !== 'predicate' && key !== 'group' && key !== 'stages';
       visit(child, childAtRow);
     }
   };
@@ -120,7 +122,8 @@ function normalize(result: unknown, limits: ExpressionLimits, depth = 0): Value 
     case 'boolean':
       return result;
     case 'number':
-      if (!Number.isFinite(result)) throw new LetheError('EXPRESSION_ERROR', 'the result is not a finite number');
+      if (!Number.isFinite(result))
+        throw new LetheError('EXPRESSION_ERROR', 'the result is not a finite number');
       return result;
     case 'function':
       throw new LetheError('EXPRESSION_ERROR', 'the result is a function, not a value');
@@ -151,7 +154,8 @@ function normalize(result: unknown, limits: ExpressionLimits, depth = 0): Value 
 /** What a RangeError (a JavaScript engine limit) means for an expression. */
 function rangeErrorMessage(error: RangeError): string {
   if (/call stack/i.test(error.message)) return 'the expression recursed too deeply';
-  if (/string length/i.test(error.message)) return 'the expression built a string longer than the engine allows';
+  if (/string length/i.test(error.message))
+    return 'the expression built a string longer than the engine allows';
   if (/array length/i.test(error.message)) return 'the expression built a list longer than the engine allows';
   return `the expression hit an engine limit: ${error.message}`;
 }
@@ -166,9 +170,11 @@ function evaluationError(error: unknown, expression: string, limits: ExpressionL
     const code = LIMIT_CODES.has(e.code) ? 'EXPRESSION_LIMIT' : 'EXPRESSION_ERROR';
     let message = e.message ?? e.code;
     if (e.code === 'D1012') message = `the expression ran longer than the limit of ${limits.timeoutMs} ms`;
-    if (e.code === 'D1011') message = `the expression nested deeper than the limit of ${limits.maxDepth} (unbounded recursion?)`;
+    if (e.code === 'D1011')
+      message = `the expression nested deeper than the limit of ${limits.maxDepth} (unbounded recursion?)`;
     // JSONata's own text names the size it attempted as if it were the limit.
-    if (e.code === 'D2015') message = `the expression built a sequence longer than the limit of ${limits.maxSequence} items`;
+    if (e.code === 'D2015')
+      message = `the expression built a sequence longer than the limit of ${limits.maxSequence} items`;
     return new LetheError(code, `${message} [${e.code}]`, { expression });
   }
   return new LetheError('EXPRESSION_ERROR', error instanceof Error ? error.message : String(error), {
@@ -202,7 +208,10 @@ export class Expression {
   /** Parse; throws ExpressionSyntaxError (with the offset of the problem) or a limit error. */
   static compile(text: string, limits: ExpressionLimits = DEFAULT_LIMITS): Expression {
     if (text.length > limits.maxLength) {
-      throw new LetheError('EXPRESSION_LIMIT', `the expression is longer than ${limits.maxLength} characters`);
+      throw new LetheError(
+        'EXPRESSION_LIMIT',
+        `the expression is longer than ${limits.maxLength} characters`,
+      );
     }
     let ast: AstNode;
     try {

@@ -275,7 +275,10 @@ function compileBinary(node: AstNode, context: FastContext): Compiled | undefine
         const b = rhs(row);
         const ta = typeof a;
         const tb = typeof b;
-        if ((ta !== 'undefined' && ta !== 'string' && ta !== 'number') || (tb !== 'undefined' && tb !== 'string' && tb !== 'number')) {
+        if (
+          (ta !== 'undefined' && ta !== 'string' && ta !== 'number') ||
+          (tb !== 'undefined' && tb !== 'string' && tb !== 'number')
+        ) {
           return bail();
         }
         if (a === undefined || b === undefined) return undefined;
@@ -293,7 +296,8 @@ function compileBinary(node: AstNode, context: FastContext): Compiled | undefine
         const a = numeric(lhs(row));
         const b = numeric(rhs(row));
         if (a === undefined || b === undefined) return undefined;
-        const result = op === '+' ? a + b : op === '-' ? a - b : op === '*' ? a * b : op === '/' ? a / b : a % b;
+        const result =
+          op === '+' ? a + b : op === '-' ? a - b : op === '*' ? a * b : op === '/' ? a / b : a % b;
         return Number.isFinite(result) ? result : bail();
       };
     case '&':
@@ -352,7 +356,18 @@ export function compileNode(node: AstNode, context: FastContext): Compiled | und
   }
 }
 
-const CHILD_KEYS = ['steps', 'lhs', 'rhs', 'expression', 'expressions', 'arguments', 'procedure', 'condition', 'then', 'else'] as const;
+const CHILD_KEYS = [
+  'steps',
+  'lhs',
+  'rhs',
+  'expression',
+  'expressions',
+  'arguments',
+  'procedure',
+  'condition',
+  'then',
+  'else',
+] as const;
 
 /**
  * Whether the tree is deeper than `limit` nodes. JSONata evaluates a child inside its parent's
@@ -374,7 +389,10 @@ function deeperThan(node: unknown, limit: number, depth = 1): boolean {
 }
 
 /** Compile a whole expression: the result is made a plain value (nothing → undefined). */
-export function compileFast(ast: AstNode, context: FastContext): ((row: Row) => Value | undefined) | undefined {
+export function compileFast(
+  ast: AstNode,
+  context: FastContext,
+): ((row: Row) => Value | undefined) | undefined {
   if (context.maxDepth !== undefined && deeperThan(ast, context.maxDepth)) return undefined;
   const compiled = compileNode(ast, context);
   if (!compiled) return undefined;

@@ -30,7 +30,10 @@ export async function loadFlow(path: string): Promise<LoadedFlow> {
     text = await readFile(absolute, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new LetheError('USAGE', code === 'ENOENT' ? `no such flow file: ${path}` : `cannot read ${path}: ${(error as Error).message}`);
+    throw new LetheError(
+      'USAGE',
+      code === 'ENOENT' ? `no such flow file: ${path}` : `cannot read ${path}: ${(error as Error).message}`,
+    );
   }
   return parseFlow(text, displayPath(absolute), dirname(absolute));
 }
@@ -74,7 +77,12 @@ export function resolveParams(flow: Flow, given: Readonly<Record<string, unknown
       values[name] = convert(raw as Value, definition.type);
     } catch (error) {
       if (!(error instanceof ConversionError)) throw error;
-      errors.push(new LetheError('PARAM_INVALID', `parameter "${name}": ${error.message} (declared ${definition.type})`));
+      errors.push(
+        new LetheError(
+          'PARAM_INVALID',
+          `parameter "${name}": ${error.message} (declared ${definition.type})`,
+        ),
+      );
     }
   }
   if (errors.length > 0) throw new LetheErrors(errors);

@@ -31,12 +31,16 @@ export const ParamSchema = Type.Object(
 
 export const TriggerSchema = Type.Object(
   {
-    manual: Type.Optional(Type.Object({}, { additionalProperties: false, description: 'Run on demand only.' })),
+    manual: Type.Optional(
+      Type.Object({}, { additionalProperties: false, description: 'Run on demand only.' }),
+    ),
     schedule: Type.Optional(
       Type.Object(
         {
           cron: Type.String({ minLength: 1, description: 'A cron expression (5 or 6 fields).' }),
-          timezone: Type.Optional(Type.String({ minLength: 1, description: 'IANA time zone, e.g. Asia/Tokyo.' })),
+          timezone: Type.Optional(
+            Type.String({ minLength: 1, description: 'IANA time zone, e.g. Asia/Tokyo.' }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -45,7 +49,10 @@ export const TriggerSchema = Type.Object(
       Type.Object(
         {
           path: Type.Optional(
-            Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]*$', description: 'Path under /hooks/{workspace}/.' }),
+            Type.String({
+              pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]*$',
+              description: 'Path under /hooks/{workspace}/.',
+            }),
           ),
           respond: Type.Optional(
             Type.Enum(['accepted', 'result'], {
@@ -87,7 +94,8 @@ export function topLevelSchema(steps: TSchema) {
       name: Type.String({
         pattern: FLOW_NAME_PATTERN,
         maxLength: 100,
-        errorMessage: 'must be a slug: lowercase letters, digits, "_" and "-", starting with a letter or digit',
+        errorMessage:
+          'must be a slug: lowercase letters, digits, "_" and "-", starting with a letter or digit',
         description: 'A slug, unique in a workspace.',
       }),
       description: Type.Optional(Type.String()),

@@ -6,7 +6,7 @@
  */
 import { Cron } from 'croner';
 import { COMMAND_NAMES, COMMANDS } from '../commands/index.js';
-import type { CheckContext, Path, StepReference } from '../commands/command.js';
+import type { CheckContext, CommandDefinition, Path, StepReference } from '../commands/command.js';
 import { LetheError } from '../errors/index.js';
 import { didYouMean } from '../errors/suggest.js';
 import { Expression, ExpressionSyntaxError } from '../expr/expression.js';
@@ -80,7 +80,8 @@ class Collector {
 
   schema(schema: Parameters<typeof schemaProblems>[0], value: unknown, base: Path): boolean {
     const problems = schemaProblems(schema, value);
-    for (const problem of problems) this.error([...base, ...problem.path], problem.message, { atKey: problem.atKey });
+    for (const problem of problems)
+      this.error([...base, ...problem.path], problem.message, { atKey: problem.atKey });
     return problems.length === 0;
   }
 
@@ -103,14 +104,18 @@ class Collector {
       return;
     }
     for (const reference of expression.variables) {
-      if (reference.variable !== 'params' || reference.name === undefined || params.has(reference.name)) continue;
+      if (reference.variable !== 'params' || reference.name === undefined || params.has(reference.name))
+        continue;
       const message =
         params.size === 0
           ? `the expression reads $params.${reference.name}, but the flow declares no params`
           : `no parameter "${reference.name}"${didYouMean(reference.name, params)}`;
       this.errors.push(
         new LetheError('FLOW_INVALID', message, {
-          location: this.source.locateInString(path, Math.max(reference.position - reference.name.length + 1, 1)),
+          location: this.source.locateInString(
+            path,
+            Math.max(reference.position - reference.name.length + 1, 1),
+          ),
           hint: params.size === 0 ? `declare it: params: { ${reference.name}: { type: string } }` : undefined,
         }),
       );
@@ -121,24 +126,35 @@ class Collector {
 function checkParams(raw: Record<string, unknown>, c: Collector): void {
   const params = isRecord(raw.params) ? raw.params : {};
   for (const [name, definition] of Object.entries(params)) {
-    if (!isRecord(definition) || definition.default === undefined || typeof definition.type !== 'string') continue;
+    if (!isRecord(definition) || definition.default === undefined || typeof definition.type !== 'string')
+      continue;
     try {
       convert(definition.default as Value, definition.type as ParamDefinition['type']);
     } catch (error) {
       if (!(error instanceof ConversionError)) throw error;
-      c.error(['params', name, 'default'], `the default does not fit type ${definition.type}: ${error.message}`);
+      c.error(
+        ['params', name, 'default'],
+        `the default does not fit type ${definition.type}: ${error.message}`,
+      );
     }
   }
 }
 
 function checkTrigger(raw: Record<string, unknown>, c: Collector): void {
   if (typeof raw.timezone === 'string' && !isValidTimeZone(raw.timezone)) {
-    c.error(['timezone'], `unknown time zone "${raw.timezone}"`, { hint: 'use an IANA name such as UTC or Asia/Tokyo' });
+    c.error(['timezone'], `unknown time zone "${raw.timezone}"`, {
+      hint: 'use an IANA name such as UTC or Asia/Tokyo',
+    });
   }
   if (!isRecord(raw.trigger)) return;
-  const kinds = TRIGGER_KINDS.filter((kind) => raw.trigger && (raw.trigger as Record<string, unknown>)[kind] !== undefined);
+  const kinds = TRIGGER_KINDS.filter(
+    (kind) => raw.trigger && (raw.trigger as Record<string, unknown>)[kind] !== undefined,
+  );
   if (kinds.length === 0) c.error(['trigger'], `a trigger needs one of ${TRIGGER_KINDS.join(', ')}`);
-  if (kinds.length > 1) c.error(['trigger', kinds[1]!], `a flow has one trigger, but this one has ${kinds.join(' and ')}`, { atKey: true });
+  if (kinds.length > 1)
+    c.error(['trigger', kinds[1]!], `a flow has one trigger, but this one has ${kinds.join(' and ')}`, {
+      atKey: true,
+    });
   const schedule = raw.trigger.schedule;
   if (isRecord(schedule)) {
     let zone = typeof schedule.timezone === 'string' ? schedule.timezone : undefined;
@@ -152,14 +168,37 @@ function checkTrigger(raw: Record<string, unknown>, c: Collector): void {
       try {
         new Cron(schedule.cron, { paused: true, timezone: zone }).stop();
       } catch (error) {
-        c.error(['trigger', 'schedule', 'cron'], `invalid cron expression: ${error instanceof Error ? error.message : String(error)}`);
+        c.error(
+          ['trigger', 'schedule', 'cron'],
+          `invalid cron expression: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     }
   }
 }
 
+/**
+ * The steps a command body refers to. A body that failed its schema may still name steps
+ * (an unknown `from` beside a wrong `count`): those references are checked too, so one run of
+ * validate reports both.
+ */
+function readReferences(command: CommandDefinition<never>, body: unknown, valid: boolean): StepReference[] {
+  if (valid) return command.references(body as never);
+  if (!isRecord(body)) return [];
+  try {
+    return command.references(body as never).filter((reference) => typeof reference.step === 'string');
+  } catch {
+    return [];
+  }
+}
+
 /** Check one step; returns it when it is well formed enough to take part in the graph. */
-function checkStep(raw: unknown, index: number, params: ReadonlySet<string>, c: Collector): FlowStep | undefined {
+function checkStep(
+  raw: unknown,
+  index: number,
+  params: ReadonlySet<string>,
+  c: Collector,
+): FlowStep | undefined {
   const path: Path = ['steps', index];
   if (!isRecord(raw)) {
     c.error(path, 'a step must be a mapping with an "id" and one command');
@@ -192,25 +231,34 @@ function checkStep(raw: unknown, index: number, params: ReadonlySet<string>, c: 
     return undefined;
   }
   if (commands.length > 1) {
-    c.error([...path, commands[1]!], `a step has exactly one command, but this one has ${commands.map((name) => `"${name}"`).join(' and ')}`, {
-      atKey: true,
-      hint: 'split it into one step per command',
-    });
+    c.error(
+      [...path, commands[1]!],
+      `a step has exactly one command, but this one has ${commands.map((name) => `"${name}"`).join(' and ')}`,
+      {
+        atKey: true,
+        hint: 'split it into one step per command',
+      },
+    );
     return undefined;
   }
   const name = commands[0]!;
   const command = COMMANDS.get(name)!;
   const body = raw[name];
   const base: Path = [...path, name];
-  if (!c.schema(command.schema, body, base)) return undefined;
-  const context: CheckContext = {
-    error: (at, message, hint) => c.error([...base, ...at], message, { hint }),
-    expression: (at, text) => c.expression([...base, ...at], text, params),
-    params,
-  };
-  command.check?.(body as never, context);
+  const valid = c.schema(command.schema, body, base);
+  if (valid) {
+    const context: CheckContext = {
+      error: (at, message, hint) => c.error([...base, ...at], message, { hint }),
+      expression: (at, text) => c.expression([...base, ...at], text, params),
+      params,
+    };
+    command.check?.(body as never, context);
+  }
   if (id === undefined) return undefined;
-  const references = command.references(body as never).map((reference) => ({ ...reference, path: [...base, ...reference.path] }));
+  const references = readReferences(command, body, valid).map((reference) => ({
+    ...reference,
+    path: [...base, ...reference.path],
+  }));
   return {
     id,
     ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
@@ -262,7 +310,9 @@ function checkGraph(steps: FlowStep[], allIds: Map<string, number>, c: Collector
 }
 
 /** Validate a parsed document; returns the flow, or every problem found. */
-export function validateFlow(source: SourceDocument): { flow: Flow; errors: [] } | { flow: undefined; errors: LetheError[] } {
+export function validateFlow(
+  source: SourceDocument,
+): { flow: Flow; errors: [] } | { flow: undefined; errors: LetheError[] } {
   if (source.errors.length > 0) return { flow: undefined, errors: source.errors };
   const c = new Collector(source);
   const raw = source.value;
@@ -291,13 +341,22 @@ export function validateFlow(source: SourceDocument): { flow: Flow; errors: [] }
       if (step && ids.get(step.id) === index) steps.push(step);
     });
     checkGraph(steps, ids, c);
-    const responders = steps.filter((step) => step.command === 'output' && isRecord(step.body) && step.body.respond === true);
+    const responders = steps.filter(
+      (step) => step.command === 'output' && isRecord(step.body) && step.body.respond === true,
+    );
     for (const extra of responders.slice(1)) {
-      c.error(['steps', extra.index, 'output', 'respond'], `only one output may respond; "${responders[0]!.id}" already does`);
+      c.error(
+        ['steps', extra.index, 'output', 'respond'],
+        `only one output may respond; "${responders[0]!.id}" already does`,
+      );
     }
   }
   if (c.errors.length > 0) {
-    c.errors.sort((a, b) => (a.details.location?.line ?? 0) - (b.details.location?.line ?? 0) || (a.details.location?.column ?? 0) - (b.details.location?.column ?? 0));
+    c.errors.sort(
+      (a, b) =>
+        (a.details.location?.line ?? 0) - (b.details.location?.line ?? 0) ||
+        (a.details.location?.column ?? 0) - (b.details.location?.column ?? 0),
+    );
     return { flow: undefined, errors: c.errors };
   }
   const flow: Flow = {

@@ -194,11 +194,24 @@ export class KeyMaker {
     return key;
   }
 
-  /** A key for several values; JSON text of the list keeps types apart. */
+  /**
+   * A key for several values: each value is written self-delimited with its type (strings
+   * length-prefixed), so different tuples never give the same key and 1 never equals "1".
+   */
   composite(row: Row, indexes: readonly number[]): string {
-    const values = new Array<Value>(indexes.length);
-    for (let i = 0; i < indexes.length; i++) values[i] = row[indexes[i]!] ?? null;
-    return JSON.stringify(values);
+    let key = '';
+    for (let i = 0; i < indexes.length; i++) {
+      const value = row[indexes[i]!] ?? null;
+      if (value === null) key += 'n;';
+      else if (typeof value === 'string') key += `s${value.length}:${value}`;
+      else if (typeof value === 'number') key += `d${value};`;
+      else if (typeof value === 'boolean') key += value ? 't;' : 'f;';
+      else {
+        const text = JSON.stringify(value);
+        key += `j${text.length}:${text}`;
+      }
+    }
+    return key;
   }
 }
 

@@ -16,6 +16,8 @@ const INTEGER_LITERAL = /^-?[0-9]+$/;
 /** Whether a text value may make its column numeric (see SPEC 4.2). */
 export function isInferableNumber(text: string): boolean {
   if (!JSON_NUMBER.test(text)) return false;
+  // Short numbers without an exponent are always finite and, if integers, safe.
+  if (text.length < 16 && text.indexOf('e') === -1 && text.indexOf('E') === -1) return true;
   const number = Number(text);
   if (!Number.isFinite(number)) return false;
   return !(INTEGER_LITERAL.test(text) && !Number.isSafeInteger(number));
@@ -59,7 +61,9 @@ export function convert(value: Value, type: ColumnType): Value {
       if (!Number.isFinite(number)) throw new ConversionError(`${describeValue(value)} is out of range`);
       // An integer past 2^53 cannot be held exactly: refuse rather than change the number.
       if (typeof value === 'string' && !Number.isSafeInteger(number) && /^[+-]?[0-9]+$/.test(value.trim())) {
-        throw new ConversionError(`${describeValue(value)} is too large to keep exactly as a number (declare it as string)`);
+        throw new ConversionError(
+          `${describeValue(value)} is too large to keep exactly as a number (declare it as string)`,
+        );
       }
       if (type === 'integer' && !Number.isInteger(number)) {
         throw new ConversionError(`${describeValue(value)} is not an integer`);
@@ -74,15 +78,14 @@ export function convert(value: Value, type: ColumnType): Value {
         if (TRUE_WORDS.has(word)) return true;
         if (FALSE_WORDS.has(word)) return false;
       }
-      throw new ConversionError(
-        `${describeValue(value)} is not a boolean (use true/false, 1/0 or yes/no)`,
-      );
+      throw new ConversionError(`${describeValue(value)} is not a boolean (use true/false, 1/0 or yes/no)`);
     }
     case 'date': {
       const match = typeof value === 'string' ? DATE.exec(value.trim()) : null;
       if (!match) throw new ConversionError(`${describeValue(value)} is not an ISO 8601 date (YYYY-MM-DD)`);
       const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
-      if (!validDate(year, month, day)) throw new ConversionError(`${describeValue(value)} is not a valid date`);
+      if (!validDate(year, month, day))
+        throw new ConversionError(`${describeValue(value)} is not a valid date`);
       return `${pad(year, 4)}-${pad(month)}-${pad(day)}`;
     }
     case 'datetime': {
@@ -94,7 +97,13 @@ export function convert(value: Value, type: ColumnType): Value {
             : '';
         throw new ConversionError(`${describeValue(value)} is not an ISO 8601 date-time${hint}`);
       }
-      const [year, month, day, hour, minute] = match.slice(1, 6).map(Number) as [number, number, number, number, number];
+      const [year, month, day, hour, minute] = match.slice(1, 6).map(Number) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
       const second = Number(match[6] ?? 0);
       const millis = Math.floor(Number(`0.${match[7] ?? '0'}`) * 1000);
       if (!validDate(year, month, day) || hour > 23 || minute > 59 || second > 59) {
@@ -107,7 +116,8 @@ export function convert(value: Value, type: ColumnType): Value {
         const digits = zone.slice(1).replace(':', '');
         const hours = Number(digits.slice(0, 2));
         const minutes = Number(digits.slice(2) || '0');
-        if (hours > 23 || minutes > 59) throw new ConversionError(`${describeValue(value)} has an invalid offset`);
+        if (hours > 23 || minutes > 59)
+          throw new ConversionError(`${describeValue(value)} has an invalid offset`);
         offsetMinutes = sign * (hours * 60 + minutes);
       }
       const epoch = Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMinutes * 60_000;

@@ -251,7 +251,9 @@ describe('sqlite connector: writing', () => {
         ['00042', 'Notebook', 4.5, null, false, null],
       ],
     };
-    expect(await write({ table: 'items', mode: 'upsert', key: ['sku'], create: true }, items)).toEqual({ affected: 2 });
+    expect(await write({ table: 'items', mode: 'upsert', key: ['sku'], create: true }, items)).toEqual({
+      affected: 2,
+    });
     const columns = rowsOf(`select name, type, pk from pragma_table_info('items') order by cid`);
     expect(columns).toEqual([
       ['sku', 'TEXT', 1],

@@ -28,7 +28,9 @@ steps:
       const run = await runInline(yaml, { baseDir: dir.path });
       expect(run.result.status).toBe('succeeded');
       expect(run.records).toEqual([{ a: 1 }, { a: 2 }]);
-      const order = run.events.filter((e) => e.type === 'step.started').map((e) => (e as { step: string }).step);
+      const order = run.events
+        .filter((e) => e.type === 'step.started')
+        .map((e) => (e as { step: string }).step);
       expect(order.indexOf('read')).toBeGreaterThan(order.indexOf('write'));
       // `after` does not make the step read the other's table.
       expect(run.result.steps.find((s) => s.id === 'read')?.rowsIn).toBe(0);
@@ -58,7 +60,9 @@ steps:
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(LetheErrors);
-    const messages = (thrown as LetheErrors).errors.map((e) => `${e.details.location?.line}:${e.details.location?.column} ${e.message}`);
+    const messages = (thrown as LetheErrors).errors.map(
+      (e) => `${e.details.location?.line}:${e.details.location?.column} ${e.message}`,
+    );
     expect(messages).toContain('11:13 steps form a cycle: a → c → a');
     expect(messages).toContain('8:13 no step "wirte"');
   });
@@ -127,7 +131,9 @@ steps:
   - id: c
     output: { from: b, respond: true }
 `);
-    const types = run.events.map((e) => ('step' in e ? `${e.type}:${e.step}` : e.type)).filter((t) => !t.startsWith('step.progress'));
+    const types = run.events
+      .map((e) => ('step' in e ? `${e.type}:${e.step}` : e.type))
+      .filter((t) => !t.startsWith('step.progress'));
     expect(types).toEqual([
       'run.started',
       'step.started:a',

@@ -36,7 +36,11 @@ export function tempDir(prefix = 'lethe-test-'): { path: string; cleanup: () => 
  */
 export async function runInline(
   yaml: string,
-  options: Partial<RunOptions> & { baseDir?: string; givenParams?: Record<string, unknown>; counters?: CounterStore } = {},
+  options: Partial<RunOptions> & {
+    baseDir?: string;
+    givenParams?: Record<string, unknown>;
+    counters?: CounterStore;
+  } = {},
 ): Promise<InlineRun> {
   const loaded = parseFlow(yaml, 'flow.yaml', options.baseDir ?? process.cwd());
   const events: RunEvent[] = [];
@@ -61,10 +65,19 @@ export async function runInline(
  * `pipeline([{a: 1}], 'filter: { from: source, where: "a > 0" }')`.
  */
 export function pipeline(values: unknown[], ...steps: string[]): string {
-  const lines = ['version: 1', 'name: test', 'steps:', `  - id: source`, `    input: { values: ${JSON.stringify(values)} }`];
+  const lines = [
+    'version: 1',
+    'name: test',
+    'steps:',
+    `  - id: source`,
+    `    input: { values: ${JSON.stringify(values)} }`,
+  ];
   steps.forEach((step, i) => {
     lines.push(`  - id: s${i + 1}`, `    ${step}`);
   });
-  lines.push('  - id: out', `    output: { from: ${steps.length === 0 ? 'source' : `s${steps.length}`}, respond: true }`);
+  lines.push(
+    '  - id: out',
+    `    output: { from: ${steps.length === 0 ? 'source' : `s${steps.length}`}, respond: true }`,
+  );
   return `${lines.join('\n')}\n`;
 }

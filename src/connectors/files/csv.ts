@@ -6,8 +6,8 @@
  * as an empty unquoted field, the empty string as `""`, numbers in shortest round-trip form,
  * nested values as JSON text.
  */
-import { once } from 'node:events';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parse, type Options as ParseOptions } from 'csv-parse';
 import { parse as parseSync } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify';
@@ -15,7 +15,13 @@ import { LetheError } from '../../errors/index.js';
 import { isInferableNumber } from '../../table/types.js';
 import type { Row, Table, Value } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
-import type { FileFormat, FileReadOptions, FileWriteOptions, OpenSource } from './format.js';
+import {
+  tableRows,
+  type FileFormat,
+  type FileReadOptions,
+  type FileWriteOptions,
+  type OpenSource,
+} from './format.js';
 
 const PROGRESS_EVERY = 50_000;
 
@@ -31,7 +37,10 @@ function sourceError(error: unknown, options: FileReadOptions): LetheError {
   const message = (e.message ?? String(error)).replace(/\s*(at|on) line \d+\s*$/, '');
   return new LetheError('SOURCE_ERROR', `invalid CSV: ${message}`, {
     location: { file: options.displayName, ...(line === undefined ? {} : { line }) },
-    hint: e.code === 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH' ? 'every row must have as many fields as the header' : undefined,
+    hint:
+      e.code === 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH'
+        ? 'every row must have as many fields as the header'
+        : undefined,
     cause: error,
   });
 }
@@ -73,10 +82,25 @@ function parseStream(
   context: IoContext,
 ): Promise<{ sawDoubleQuote: boolean }> {
   return new Promise((resolve, reject) => {
-    const parser = parse(options);
+    let settled = false;
+    const parser = parse({
+      ...options,
+      // Ragged records come to on_skip instead of ending the parse: a blank line in a file of
+      // several columns (often the last line of an export) is skipped, anything else fails.
+      skip_records_with_error: true,
+      on_skip: (error) => {
+        const record = (error as { record?: unknown[] } | undefined)?.record;
+        const blank = record?.length === 1 && record[0] === '';
+        if (error?.code === 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH' && blank) return undefined;
+        fail(error);
+        return undefined;
+      },
+    });
     let sawDoubleQuote = false;
     let lastByte = -1;
     const fail = (error: unknown) => {
+      if (settled) return;
+      settled = true;
       source.destroy();
       parser.destroy();
       reject(error);
@@ -90,13 +114,18 @@ function parseStream(
     source.on('error', fail);
     parser.on('error', fail);
     parser.on('data', (record: unknown) => {
+      if (settled) return;
       try {
         onRecord(record);
       } catch (error) {
         fail(error);
       }
     });
-    parser.on('end', () => resolve({ sawDoubleQuote }));
+    parser.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve({ sawDoubleQuote });
+    });
     const abort = () => fail(context.signal.reason);
     if (context.signal.aborted) abort();
     context.signal.addEventListener('abort', abort, { once: true });
@@ -146,7 +175,8 @@ async function read(open: OpenSource, options: FileReadOptions, context: IoConte
       },
       context,
     );
-    if (pass.sawDoubleQuote && withEmpty.length > 0) await restoreQuotedEmpties(open, rows, withEmpty, numeric, delimiter, context);
+    if (pass.sawDoubleQuote && withEmpty.length > 0)
+      await restoreQuotedEmpties(open, rows, withEmpty, numeric, delimiter, context);
   } catch (error) {
     if (error instanceof LetheError || context.signal.aborted) throw error;
     throw sourceError(error, options);
@@ -214,31 +244,19 @@ export function stringifyOptions(columns: readonly string[], delimiter: string) 
   };
 }
 
-async function write(table: Table, sink: Writable, options: FileWriteOptions, context: IoContext): Promise<void> {
-  const stringifier = stringify(stringifyOptions(table.columns, options.delimiter ?? ','));
-  const done = new Promise<void>((resolve, reject) => {
-    sink.on('finish', resolve);
-    sink.on('error', reject);
-    stringifier.on('error', reject);
-  });
-  stringifier.pipe(sink);
+async function write(
+  table: Table,
+  sink: Writable,
+  options: FileWriteOptions,
+  context: IoContext,
+): Promise<void> {
+  // A table without columns is an empty file (a header line of nothing would read back as a column).
   if (table.columns.length === 0) {
-    stringifier.end();
-    await done;
+    await pipeline(Readable.from([]), sink, { signal: context.signal });
     return;
   }
-  let written = 0;
-  for (const row of table.rows) {
-    if (!stringifier.write(row)) await once(stringifier, 'drain');
-    written++;
-    if (written % PROGRESS_EVERY === 0) {
-      context.progress(written, table.rows.length);
-      if (context.signal.aborted) throw context.signal.reason;
-    }
-  }
-  stringifier.end();
-  await done;
-  context.progress(written, table.rows.length);
+  const stringifier = stringify(stringifyOptions(table.columns, options.delimiter ?? ','));
+  await pipeline(Readable.from(tableRows(table, context)), stringifier, sink, { signal: context.signal });
 }
 
 export const csv: FileFormat = { name: 'csv', extensions: ['.csv', '.tsv'], read, write };

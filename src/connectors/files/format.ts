@@ -1,6 +1,6 @@
 /** The shape of a file format: read a byte stream into a table, write a table to a byte stream. */
 import type { Readable, Writable } from 'node:stream';
-import type { Table } from '../../table/index.js';
+import type { Row, Table } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
 
 export const FILE_FORMATS = ['csv', 'json', 'ndjson', 'xlsx'] as const;
@@ -33,4 +33,19 @@ export interface FileFormat {
   readonly extensions: readonly string[];
   read(open: OpenSource, options: FileReadOptions, context: IoContext): Promise<Table>;
   write(table: Table, sink: Writable, options: FileWriteOptions, context: IoContext): Promise<void>;
+}
+
+const PROGRESS_EVERY = 50_000;
+
+/**
+ * The rows of a table for a writing pipeline, reporting progress as they go. Cancellation
+ * reaches the pipeline through its signal, which tears down every stream in it.
+ */
+export async function* tableRows(table: Table, context: IoContext): AsyncGenerator<Row> {
+  let written = 0;
+  for (const row of table.rows) {
+    yield row;
+    if (++written % PROGRESS_EVERY === 0) context.progress(written, table.rows.length);
+  }
+  context.progress(written, table.rows.length);
 }

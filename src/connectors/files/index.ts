@@ -4,6 +4,7 @@
  * the target and are renamed into place, so a failed run never leaves half a file.
  */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
@@ -11,7 +12,13 @@ import { LetheError } from '../../errors/index.js';
 import type { Table } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
 import { csv } from './csv.js';
-import { FILE_FORMATS, type FileFormat, type FileFormatName, type FileReadOptions, type FileWriteOptions } from './format.js';
+import {
+  FILE_FORMATS,
+  type FileFormat,
+  type FileFormatName,
+  type FileReadOptions,
+  type FileWriteOptions,
+} from './format.js';
 import { json, ndjson } from './json.js';
 import { xlsx } from './xlsx.js';
 
@@ -46,9 +53,13 @@ function fileError(error: unknown, path: string, action: 'read' | 'write'): Leth
           : error instanceof Error
             ? error.message
             : String(error);
-  return new LetheError(action === 'read' ? 'SOURCE_ERROR' : 'SINK_ERROR', `cannot ${action} "${path}": ${reason}`, {
-    cause: error,
-  });
+  return new LetheError(
+    action === 'read' ? 'SOURCE_ERROR' : 'SINK_ERROR',
+    `cannot ${action} "${path}": ${reason}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 export async function readTableFile(
@@ -74,7 +85,11 @@ export async function readTableFile(
   try {
     return await handler.read(
       open,
-      { ...options, delimiter: defaultDelimiter(path, options.delimiter), displayName: options.displayName ?? path },
+      {
+        ...options,
+        delimiter: defaultDelimiter(path, options.delimiter),
+        displayName: options.displayName ?? path,
+      },
       context,
     );
   } catch (error) {
@@ -106,14 +121,24 @@ export async function writeTableFile(
     await handler.write(
       table,
       sink,
-      { ...options, delimiter: defaultDelimiter(path, options.delimiter), displayName: options.displayName ?? path },
+      {
+        ...options,
+        delimiter: defaultDelimiter(path, options.delimiter),
+        displayName: options.displayName ?? path,
+      },
       context,
     );
     await rename(temporary, path);
   } catch (error) {
-    sink.destroy();
+    // The file may not even be open yet: wait for the stream to close before removing it.
+    if (!sink.closed) {
+      const closed = once(sink, 'close').catch(() => undefined);
+      sink.destroy();
+      await closed;
+    }
     await unlink(temporary).catch(() => undefined);
-    if (error instanceof LetheError || context.signal.aborted) throw error;
+    if (context.signal.aborted) throw context.signal.reason;
+    if (error instanceof LetheError) throw error;
     throw fileError(error, path, 'write');
   }
 }

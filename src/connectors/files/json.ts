@@ -5,25 +5,32 @@
  * and written a line at a time. JSON out is one array of records, streamed row by row.
  * Columns are the union of keys in order of first appearance.
  */
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { LetheError } from '../../errors/index.js';
 import { rowToRecord, tableFromRecords, type Table } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
-import type { FileFormat, FileReadOptions, FileWriteOptions, OpenSource } from './format.js';
+import {
+  tableRows,
+  type FileFormat,
+  type FileReadOptions,
+  type FileWriteOptions,
+  type OpenSource,
+} from './format.js';
 
 const PROGRESS_EVERY = 50_000;
 
 async function readText(source: Readable): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of source) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  for await (const chunk of source)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   let text = Buffer.concat(chunks).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   return text;
 }
 
-/** Line and column of a character offset, for JSON syntax errors. */
+/** Line and column of a character offset. */
 function position(text: string, offset: number): { line: number; column: number } {
   let line = 1;
   let start = 0;
@@ -36,14 +43,67 @@ function position(text: string, offset: number): { line: number; column: number 
   return { line, column: offset - start + 1 };
 }
 
+/** Above this size an error without a position stays without one (finding it re-parses). */
+const SEARCH_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Where JSON.parse fails, for the messages that do not say: the shortest prefix that fails for
+ * another reason than ending early ends just past the bad character. Prefixes before it end
+ * early (a complete value followed by more text gets a message with a position), so the
+ * search is a binary one.
+ */
+function errorOffset(text: string): number | undefined {
+  if (text.length > SEARCH_LIMIT) return undefined;
+  const failsHere = (length: number) => {
+    try {
+      JSON.parse(text.slice(0, length));
+      return false;
+    } catch (error) {
+      // Running out of text shows as "Unexpected end" or as an error positioned at the end.
+      const message = (error as Error).message;
+      const at = /at position (\d+)/.exec(message);
+      return !/^Unexpected end/.test(message) && (at === null || Number(at[1]) < length);
+    }
+  };
+  let low = 1;
+  let high = text.length;
+  if (!failsHere(high)) return undefined;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (failsHere(middle)) high = middle;
+    else low = middle + 1;
+  }
+  return low - 1;
+}
+
+/**
+ * A JSON syntax error as a LetheError with line and column. V8 gives the position in most
+ * messages; where it does not, it quotes the file's content instead (which must not reach a
+ * message), and errorOffset finds the position. The message says only what kind of mistake
+ * it is.
+ */
 function parseError(error: unknown, text: string, file: string, lineOffset = 0): LetheError {
   const message = error instanceof Error ? error.message : String(error);
-  const match = /position (\d+)/.exec(message);
-  const where = match ? position(text, Number(match[1])) : undefined;
-  return new LetheError('SOURCE_ERROR', `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, '')}`, {
+  const at = /at position (\d+)/.exec(message);
+  let where: { line: number; column: number } | undefined;
+  if (at) {
+    where = position(text, Number(at[1]));
+  } else {
+    const offset = errorOffset(text);
+    if (offset !== undefined) where = position(text, offset);
+  }
+  const kind = /^Unexpected end/.test(message)
+    ? 'unexpected end of the document'
+    : (/^((?:Expected|Unexpected non-whitespace|Bad)[^"']*?) in JSON/.exec(message)?.[1] ??
+      'unexpected character');
+  return new LetheError('SOURCE_ERROR', `invalid JSON: ${kind.charAt(0).toLowerCase()}${kind.slice(1)}`, {
     location: {
       file,
-      ...(where ? { line: where.line + lineOffset, column: where.column } : lineOffset ? { line: lineOffset + 1 } : {}),
+      ...(where
+        ? { line: where.line + lineOffset, column: where.column }
+        : lineOffset
+          ? { line: lineOffset + 1 }
+          : {}),
     },
     cause: error,
   });
@@ -66,7 +126,9 @@ function records(document: unknown, options: FileReadOptions): unknown[] {
     if (item === null || typeof item !== 'object' || Array.isArray(item)) {
       throw new LetheError('SOURCE_ERROR', `item ${i + 1} is not a record (a JSON object)`, {
         location: { file: options.displayName },
-        hint: options.path ? undefined : 'if the records are inside the document, set `path` (e.g. path: data.items)',
+        hint: options.path
+          ? undefined
+          : 'if the records are inside the document, set `path` (e.g. path: data.items)',
       });
     }
   });
@@ -117,34 +179,32 @@ async function readNdjson(open: OpenSource, options: FileReadOptions, context: I
   return table;
 }
 
-async function writeLines(
+/** The table as JSON text, in chunks of about 64 KiB. */
+async function* jsonChunks(
+  table: Table,
+  context: IoContext,
+  format: { open: string; separator: string; close: string },
+): AsyncGenerator<string> {
+  let buffer = format.open;
+  let first = true;
+  for await (const row of tableRows(table, context)) {
+    buffer += (first ? '' : format.separator) + JSON.stringify(rowToRecord(table.columns, row));
+    first = false;
+    if (buffer.length > 1 << 16) {
+      yield buffer;
+      buffer = '';
+    }
+  }
+  yield buffer + format.close;
+}
+
+function writeLines(
   table: Table,
   sink: Writable,
   context: IoContext,
   format: { open: string; separator: string; close: string },
 ): Promise<void> {
-  const done = new Promise<void>((resolve, reject) => {
-    sink.on('finish', resolve);
-    sink.on('error', reject);
-  });
-  let buffer = format.open;
-  let written = 0;
-  for (const row of table.rows) {
-    buffer += (written === 0 ? '' : format.separator) + JSON.stringify(rowToRecord(table.columns, row));
-    written++;
-    if (buffer.length > 1 << 16) {
-      if (!sink.write(buffer)) await once(sink, 'drain');
-      buffer = '';
-    }
-    if (written % PROGRESS_EVERY === 0) {
-      context.progress(written, table.rows.length);
-      if (context.signal.aborted) throw context.signal.reason;
-    }
-  }
-  buffer += format.close;
-  sink.end(buffer);
-  await done;
-  context.progress(written, table.rows.length);
+  return pipeline(Readable.from(jsonChunks(table, context, format)), sink, { signal: context.signal });
 }
 
 export const json: FileFormat = {
@@ -164,5 +224,9 @@ export const ndjson: FileFormat = {
   extensions: ['.ndjson', '.jsonl'],
   read: readNdjson,
   write: (table, sink, _options, context) =>
-    writeLines(table, sink, context, { open: '', separator: '\n', close: table.rows.length === 0 ? '' : '\n' }),
+    writeLines(table, sink, context, {
+      open: '',
+      separator: '\n',
+      close: table.rows.length === 0 ? '' : '\n',
+    }),
 };

@@ -89,10 +89,14 @@ async function read(open: OpenSource, options: FileReadOptions, context: IoConte
     }
   } catch (error) {
     if (error instanceof LetheError || context.signal.aborted) throw error;
-    throw new LetheError('SOURCE_ERROR', `invalid XLSX: ${error instanceof Error ? error.message : String(error)}`, {
-      location: { file: options.displayName },
-      cause: error,
-    });
+    throw new LetheError(
+      'SOURCE_ERROR',
+      `invalid XLSX: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        location: { file: options.displayName },
+        cause: error,
+      },
+    );
   }
   if (options.sheet !== undefined && !found) {
     throw new LetheError('SOURCE_ERROR', `the workbook has no sheet "${options.sheet}"`, {
@@ -110,9 +114,18 @@ function excelValue(value: Value): ExcelJS.CellValue {
   return value;
 }
 
-async function write(table: Table, sink: Writable, options: FileWriteOptions, context: IoContext): Promise<void> {
+async function write(
+  table: Table,
+  sink: Writable,
+  options: FileWriteOptions,
+  context: IoContext,
+): Promise<void> {
   const { default: excel } = await loadExcel();
-  const workbook = new excel.stream.xlsx.WorkbookWriter({ stream: sink, useStyles: false, useSharedStrings: false });
+  const workbook = new excel.stream.xlsx.WorkbookWriter({
+    stream: sink,
+    useStyles: false,
+    useSharedStrings: false,
+  });
   const sheet = workbook.addWorksheet(options.sheet ?? 'Sheet1');
   sheet.addRow([...table.columns]).commit();
   let written = 0;

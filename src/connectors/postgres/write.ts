@@ -31,7 +31,13 @@ export const postgresDialect: SqlDialect = {
   }),
   // The protocol counts parameters in 16 bits.
   maxParameters: 65535,
-  columnTypes: { integer: 'bigint', real: 'double precision', boolean: 'boolean', text: 'text', json: 'jsonb' },
+  columnTypes: {
+    integer: 'bigint',
+    real: 'double precision',
+    boolean: 'boolean',
+    text: 'text',
+    json: 'jsonb',
+  },
   columnNamesIgnoreCase: false,
 };
 

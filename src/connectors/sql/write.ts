@@ -330,7 +330,8 @@ export function columnKind(table: Table, column: number): ColumnKind {
             ? 'text'
             : 'json';
     if (kind === undefined || kind === here) kind = here;
-    else if ((kind === 'integer' && here === 'real') || (kind === 'real' && here === 'integer')) kind = 'real';
+    else if ((kind === 'integer' && here === 'real') || (kind === 'real' && here === 'integer'))
+      kind = 'real';
     else return 'text';
   }
   return kind ?? 'text';
@@ -355,7 +356,8 @@ export function planCreateTable(
       `cannot create table "${request.table}": table names with ".", " as " or surrounding spaces are not supported`,
     );
   }
-  const schema = target.schema === undefined ? dialect.compiler.schema : dialect.compiler.schema.withSchema(target.schema);
+  const schema =
+    target.schema === undefined ? dialect.compiler.schema : dialect.compiler.schema.withSchema(target.schema);
   let create = schema.createTable(target.name);
   table.columns.forEach((name, index) => {
     create = create.addColumn(name, dialect.columnTypes[columnKind(table, index)]);
@@ -364,7 +366,10 @@ export function planCreateTable(
   if (key.length > 0) {
     for (const name of key) {
       if (!table.columns.includes(name)) {
-        throw new LetheError('SINK_ERROR', `key column "${name}" is not in the input${didYouMean(name, table.columns)}`);
+        throw new LetheError(
+          'SINK_ERROR',
+          `key column "${name}" is not in the input${didYouMean(name, table.columns)}`,
+        );
       }
     }
     create = create.addPrimaryKeyConstraint(`${target.name}_pkey`, key as never);

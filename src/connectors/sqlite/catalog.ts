@@ -26,7 +26,9 @@ function sameName(a: string, b: string): boolean {
 
 /** The table's name as the database spells it, if it exists. */
 export function findSqliteTable(db: Database, table: string, tables = sqliteTables(db)): string | undefined {
-  return tables.find((candidate) => candidate === table) ?? tables.find((candidate) => sameName(candidate, table));
+  return (
+    tables.find((candidate) => candidate === table) ?? tables.find((candidate) => sameName(candidate, table))
+  );
 }
 
 /** The table a write names, with its columns; fails with "no table" and a suggestion. */

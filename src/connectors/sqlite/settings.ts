@@ -10,7 +10,8 @@ export const sqliteSettingsSchema = Type.Object(
     }),
     create: Type.Optional(
       Type.Boolean({
-        description: 'Create the database file if it does not exist (default false, so a misspelt path fails).',
+        description:
+          'Create the database file if it does not exist (default false, so a misspelt path fails).',
       }),
     ),
     wal: Type.Optional(
