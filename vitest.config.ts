@@ -5,7 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    // Tests that spawn the CLI need the build; `npm test` runs it first (pretest).
+    // Tests that spawn the CLI need the bundle: built once before the suite.
+    globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
   },
 });

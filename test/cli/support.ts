@@ -11,8 +11,8 @@ import { tempDir } from '../helpers/engine.js';
 export const root = join(import.meta.dirname, '..', '..');
 export const bin = join(root, 'bin', 'lethe.js');
 
-if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
-  throw new Error('the CLI is not built: run `npm run build` first (npm test does it as pretest)');
+if (!existsSync(join(root, 'dist', 'main.js'))) {
+  throw new Error('the CLI is not built: run `npm run build` first (the test setup builds it)');
 }
 
 export interface CliResult {
