@@ -17,6 +17,8 @@ await build({
   // Native and large drivers stay outside and load only when a flow needs them.
   external: ['better-sqlite3', 'pg', 'pg-native', 'exceljs'],
   // Some bundled CommonJS dependencies call require(): give ESM code one.
-  banner: { js: "import { createRequire as __letheRequire } from 'node:module'; const require = __letheRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __letheRequire } from 'node:module'; const require = __letheRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 });
