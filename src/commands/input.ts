@@ -6,25 +6,17 @@
 import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { readTableFile, resolveFormat } from '../connectors/files/index.js';
-import { FILE_FORMATS } from '../connectors/files/format.js';
 import { orderedEntries, tableFromRecords, type Row, type Table, type Value } from '../table/index.js';
 import { COLUMN_TYPES, ConversionError, convert, type ColumnType } from '../table/types.js';
 import type { CheckContext, CommandDefinition, StepContext } from './command.js';
-import { ExpressionText } from './shared.js';
-
-export const FileFormatField = Type.Enum(FILE_FORMATS, {
-  description: 'File format; by default taken from the extension.',
-});
-
-export const HttpRequest = Type.Object(
-  {
-    method: Type.Optional(Type.Enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])),
-    path: Type.String({ description: 'Path relative to the connection base URL.' }),
-    query: Type.Optional(Type.Record(Type.String(), Type.String())),
-    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
-  },
-  { additionalProperties: true, description: 'An HTTP request through an http connection.' },
-);
+import {
+  ConnectionName,
+  CsvDelimiter,
+  ExpressionText,
+  FileFormatField,
+  FilePath,
+  HttpRequest,
+} from './shared.js';
 
 const ColumnTypes = Type.Record(
   Type.String({ minLength: 1 }),
@@ -34,13 +26,9 @@ const ColumnTypes = Type.Record(
 
 const schema = Type.Object(
   {
-    file: Type.Optional(
-      Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' }),
-    ),
+    file: Type.Optional(FilePath),
     format: Type.Optional(FileFormatField),
-    delimiter: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' }),
-    ),
+    delimiter: Type.Optional(CsvDelimiter),
     sheet: Type.Optional(Type.String({ minLength: 1, description: 'XLSX worksheet (default: the first).' })),
     path: Type.Optional(
       Type.String({
@@ -48,7 +36,7 @@ const schema = Type.Object(
         description: 'JSON: dotted path to the array of records, e.g. data.items.',
       }),
     ),
-    connection: Type.Optional(Type.String({ minLength: 1, description: 'A connection name.' })),
+    connection: Type.Optional(ConnectionName),
     sql: Type.Optional(Type.String({ minLength: 1, description: 'A query; bind values with parameters.' })),
     table: Type.Optional(Type.String({ minLength: 1, description: 'Read a whole table.' })),
     parameters: Type.Optional(

@@ -10,21 +10,24 @@ import { resolveFormat, writeTableFile } from '../connectors/files/index.js';
 import { WRITE_MODES } from '../connectors/connector.js';
 import type { Table } from '../table/index.js';
 import type { CommandDefinition } from './command.js';
-import { FileFormatField, HttpRequest } from './input.js';
-import { ColumnName, StepRef } from './shared.js';
+import {
+  ColumnName,
+  ConnectionName,
+  CsvDelimiter,
+  FileFormatField,
+  FilePath,
+  HttpRequest,
+  StepRef,
+} from './shared.js';
 
 const schema = Type.Object(
   {
     from: StepRef,
-    file: Type.Optional(
-      Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' }),
-    ),
+    file: Type.Optional(FilePath),
     format: Type.Optional(FileFormatField),
-    delimiter: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' }),
-    ),
+    delimiter: Type.Optional(CsvDelimiter),
     sheet: Type.Optional(Type.String({ minLength: 1, description: 'XLSX worksheet name (default Sheet1).' })),
-    connection: Type.Optional(Type.String({ minLength: 1, description: 'A connection name.' })),
+    connection: Type.Optional(ConnectionName),
     table: Type.Optional(Type.String({ minLength: 1, description: 'The table to write to.' })),
     mode: Type.Optional(
       Type.Enum(WRITE_MODES, {

@@ -1,5 +1,6 @@
 /** Schema pieces shared by command definitions, and small helpers they share. */
 import Type from 'typebox';
+import { FILE_FORMATS } from '../connectors/files/format.js';
 import { LetheError } from '../errors/index.js';
 import type { BoundExpression } from '../expr/expression.js';
 import type { Row, Table, Value } from '../table/index.js';
@@ -29,6 +30,27 @@ export const ColumnMap = Type.Record(Type.String({ minLength: 1 }), ColumnName, 
   minProperties: 1,
   description: 'Map of new column name → existing column name.',
 });
+
+// Fields that input and output share.
+export const FilePath = Type.String({ minLength: 1, description: 'A file path, relative to the flow file.' });
+
+export const CsvDelimiter = Type.String({ minLength: 1, maxLength: 1, description: 'CSV field delimiter.' });
+
+export const ConnectionName = Type.String({ minLength: 1, description: 'A connection name.' });
+
+export const FileFormatField = Type.Enum(FILE_FORMATS, {
+  description: 'File format; by default taken from the extension.',
+});
+
+export const HttpRequest = Type.Object(
+  {
+    method: Type.Optional(Type.Enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'])),
+    path: Type.String({ description: 'Path relative to the connection base URL.' }),
+    query: Type.Optional(Type.Record(Type.String(), Type.String())),
+    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: true, description: 'An HTTP request through an http connection.' },
+);
 
 /** Resolve a list of column names to indexes, each failure located at its list position. */
 export function columnIndexes(

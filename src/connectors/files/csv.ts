@@ -16,14 +16,13 @@ import { isInferableNumber } from '../../table/types.js';
 import type { Row, Table, Value } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
 import {
+  PROGRESS_EVERY,
   tableRows,
   type FileFormat,
   type FileReadOptions,
   type FileWriteOptions,
   type OpenSource,
 } from './format.js';
-
-const PROGRESS_EVERY = 50_000;
 
 interface CsvParseError {
   code?: string;

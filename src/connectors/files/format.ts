@@ -35,7 +35,8 @@ export interface FileFormat {
   write(table: Table, sink: Writable, options: FileWriteOptions, context: IoContext): Promise<void>;
 }
 
-const PROGRESS_EVERY = 50_000;
+/** Rows between two progress reports of a reader or writer. */
+export const PROGRESS_EVERY = 50_000;
 
 /**
  * The rows of a table for a writing pipeline, reporting progress as they go. Cancellation

@@ -12,14 +12,13 @@ import { LetheError } from '../../errors/index.js';
 import { rowToRecord, tableFromRecords, type Table } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
 import {
+  PROGRESS_EVERY,
   tableRows,
   type FileFormat,
   type FileReadOptions,
   type FileWriteOptions,
   type OpenSource,
 } from './format.js';
-
-const PROGRESS_EVERY = 50_000;
 
 async function readText(source: Readable): Promise<string> {
   const chunks: Buffer[] = [];

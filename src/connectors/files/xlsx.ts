@@ -9,9 +9,13 @@ import type ExcelJS from 'exceljs';
 import { LetheError } from '../../errors/index.js';
 import { valueToText, type Row, type Table, type Value } from '../../table/index.js';
 import type { IoContext } from '../connector.js';
-import type { FileFormat, FileReadOptions, FileWriteOptions, OpenSource } from './format.js';
-
-const PROGRESS_EVERY = 50_000;
+import {
+  PROGRESS_EVERY,
+  type FileFormat,
+  type FileReadOptions,
+  type FileWriteOptions,
+  type OpenSource,
+} from './format.js';
 
 /** exceljs is large; it loads only when a flow reads or writes XLSX. */
 const loadExcel = () => import('exceljs');

@@ -3,7 +3,7 @@
  * connection inside BEGIN … COMMIT, so the table is written whole or not at all. Arrays bind
  * as PostgreSQL arrays into array columns and as JSON text elsewhere (see ../sql/values.ts).
  */
-import { DummyDriver, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
+import { PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler } from 'kysely';
 import type { PoolClient } from 'pg';
 import { LetheError } from '../../errors/index.js';
 import type { Table, Value } from '../../table/index.js';
@@ -11,23 +11,20 @@ import type { IoContext, WriteRequest, WriteResult } from '../connector.js';
 import { cancelled, describeRows, quoteIdentifier } from '../sql/errors.js';
 import { redactValues, toPostgresParameter } from '../sql/values.js';
 import {
+  compilerFor,
   planCreateTable,
   planWrite,
   type PlannedStatement,
-  type SchemalessDatabase,
   type SqlDialect,
 } from '../sql/write.js';
 import { parseTableName, postgresTableExists, postgresWriteTarget } from './catalog.js';
 import { isServerError, serverHint, type ServerError } from './errors.js';
 
 export const postgresDialect: SqlDialect = {
-  compiler: new Kysely<SchemalessDatabase>({
-    dialect: {
-      createAdapter: () => new PostgresAdapter(),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => new PostgresIntrospector(db),
-      createQueryCompiler: () => new PostgresQueryCompiler(),
-    },
+  compiler: compilerFor({
+    adapter: () => new PostgresAdapter(),
+    introspector: (db) => new PostgresIntrospector(db),
+    queryCompiler: () => new PostgresQueryCompiler(),
   }),
   // The protocol counts parameters in 16 bits.
   maxParameters: 65535,

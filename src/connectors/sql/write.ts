@@ -8,7 +8,15 @@
  * parameters, and every batch or row then reuses the SQL text with its own values, so no SQL
  * is ever built from values and a million-row update compiles one statement, not a million.
  */
-import { sql, type Compilable, type Kysely } from 'kysely';
+import {
+  DummyDriver,
+  Kysely,
+  sql,
+  type Compilable,
+  type DatabaseIntrospector,
+  type DialectAdapter,
+  type QueryCompiler,
+} from 'kysely';
 import { LetheError } from '../../errors/index.js';
 import { didYouMean } from '../../errors/suggest.js';
 import { rowKeyFunction, type Table, type Value } from '../../table/index.js';
@@ -34,6 +42,22 @@ export interface SqlDialect {
   readonly maxParameters: number;
   /** SQLite matches column names without regard to ASCII case; PostgreSQL (quoted) exactly. */
   readonly columnNamesIgnoreCase: boolean;
+}
+
+/** A Kysely instance that compiles for one dialect and can never execute (a dummy driver). */
+export function compilerFor(parts: {
+  adapter: () => DialectAdapter;
+  introspector: (db: Kysely<SchemalessDatabase>) => DatabaseIntrospector;
+  queryCompiler: () => QueryCompiler;
+}): Kysely<SchemalessDatabase> {
+  return new Kysely<SchemalessDatabase>({
+    dialect: {
+      createAdapter: parts.adapter,
+      createDriver: () => new DummyDriver(),
+      createIntrospector: parts.introspector,
+      createQueryCompiler: parts.queryCompiler,
+    },
+  });
 }
 
 /** The table written to, as found in the database's catalog. */

@@ -5,29 +5,26 @@
  */
 import type { Database, Statement } from 'better-sqlite3';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
+import { SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import { LetheError } from '../../errors/index.js';
 import type { Table } from '../../table/index.js';
 import type { IoContext, WriteRequest, WriteResult } from '../connector.js';
 import { cancelled, describeRows, quoteIdentifier } from '../sql/errors.js';
 import { redactValues, toSqliteParameter } from '../sql/values.js';
 import {
+  compilerFor,
   planCreateTable,
   planWrite,
   type PlannedStatement,
-  type SchemalessDatabase,
   type SqlDialect,
 } from '../sql/write.js';
 import { findSqliteTable, sqliteWriteTarget } from './catalog.js';
 
 export const sqliteDialect: SqlDialect = {
-  compiler: new Kysely<SchemalessDatabase>({
-    dialect: {
-      createAdapter: () => new SqliteAdapter(),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => new SqliteIntrospector(db),
-      createQueryCompiler: () => new SqliteQueryCompiler(),
-    },
+  compiler: compilerFor({
+    adapter: () => new SqliteAdapter(),
+    introspector: (db) => new SqliteIntrospector(db),
+    queryCompiler: () => new SqliteQueryCompiler(),
   }),
   // SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles.
   maxParameters: 32766,
