@@ -7,6 +7,7 @@ import { flowJsonSchema } from '../flow/schema.js';
 import { loadFlow } from '../flow/load.js';
 import { errorsOf, EXIT, printErrors } from './report.js';
 import { runCommand } from './run.js';
+import { serveCommand, tokenCreateCommand } from './server-commands.js';
 import { formatError } from '../errors/index.js';
 
 const VERSION = '0.1.0';
@@ -69,6 +70,41 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       }
       setExitCode(results.every((r) => r.valid) ? EXIT.ok : EXIT.invalid);
     });
+
+  program
+    .command('serve')
+    .description('run the server: API, webhooks, schedules and the run queue (npm start)')
+    .option('--port <port>', 'port to listen on (LETHE_PORT, default 8080)')
+    .option('--host <host>', 'address to listen on (LETHE_HOST, default 127.0.0.1)')
+    .option(
+      '--data-dir <dir>',
+      'where the store, keys and workspace files live (LETHE_DATA_DIR, default ./data)',
+    )
+    .option('--concurrency <n>', 'runs executing at once (LETHE_CONCURRENCY, default 8)')
+    .action(async (options: { port?: string; host?: string; dataDir?: string; concurrency?: string }) => {
+      setExitCode(await serveCommand(options));
+    });
+
+  const token = program.command('token').description('API tokens');
+  token
+    .command('create')
+    .description('make an API token and print it (alone, once) on stdout')
+    .requiredOption('--workspace <name>', 'the workspace it opens (made if it does not exist)')
+    .requiredOption('--role <role>', 'owner, admin, editor or viewer')
+    .option('--name <name>', 'a label for the token')
+    .option('--expires-in-days <days>', 'make it expire')
+    .option('--data-dir <dir>', 'the server’s data dir (LETHE_DATA_DIR, default ./data)')
+    .action(
+      async (options: {
+        workspace: string;
+        role: string;
+        name?: string;
+        dataDir?: string;
+        expiresInDays?: string;
+      }) => {
+        setExitCode(await tokenCreateCommand(options));
+      },
+    );
 
   program
     .command('schema')

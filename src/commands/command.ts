@@ -44,6 +44,11 @@ export interface StepContext {
   readonly params: Readonly<Record<string, Value>>;
   /** Folder that relative file paths resolve against (the flow file's folder). */
   readonly baseDir: string;
+  /**
+   * A file path of the flow (at `path` in the step) made absolute; where the run is confined
+   * to its folder (on a server), a path leading out of it is an error.
+   */
+  resolvePath(file: string, path: Path): string;
   /** IANA time zone of the flow (for dates in autonumber formats). */
   readonly timezone: string;
   readonly runId: string;

@@ -3,7 +3,6 @@
  * table), inline `values`, or the trigger's payload. `types` then converts columns (SPEC 4.2);
  * a declared column the source lacks is added as null, so a flow can rely on it.
  */
-import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { readTableFile, resolveFormat } from '../connectors/files/index.js';
 import { orderedEntries, tableFromRecords, type Row, type Table, type Value } from '../table/index.js';
@@ -126,7 +125,7 @@ async function readSource(body: Body, context: StepContext): Promise<Table> {
     return context.trigger.table;
   }
   if (body.file !== undefined) {
-    const path = resolve(context.baseDir, body.file);
+    const path = context.resolvePath(body.file, ['file']);
     const declared = new Set(Object.keys(body.types ?? {}));
     return readTableFile(
       path,

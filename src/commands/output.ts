@@ -4,7 +4,6 @@
  * run's response (`respond: true`: the webhook's answer, or what `lethe run` prints). The
  * step's own output is its input, so other steps may follow it.
  */
-import { resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import { resolveFormat, writeTableFile } from '../connectors/files/index.js';
 import { WRITE_MODES } from '../connectors/connector.js';
@@ -110,7 +109,7 @@ export const output: CommandDefinition<Body> = {
       context.respond(table);
     } else if (body.file !== undefined) {
       await writeTableFile(
-        resolve(context.baseDir, body.file),
+        context.resolvePath(body.file, ['file']),
         body.format,
         table,
         { delimiter: body.delimiter, sheet: body.sheet, displayName: body.file },

@@ -11,6 +11,8 @@ export interface StepStats {
   rowsIn: number;
   rowsOut: number;
   durationMs: number;
+  /** The first rows of the step's output, when the run asked for samples. */
+  sample?: { columns: string[]; rows: unknown[][] };
 }
 
 export type RunEvent =

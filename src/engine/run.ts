@@ -6,6 +6,7 @@
  * RunOptions.
  */
 import { randomUUID } from 'node:crypto';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Path, StepContext, TriggerInput } from '../commands/command.js';
 import { COMMANDS } from '../commands/index.js';
@@ -36,6 +37,10 @@ export interface RunOptions {
   progressIntervalMs?: number;
   /** When the run counts as started (dates in autonumber formats); default now. */
   startedAt?: Date;
+  /** Keep file paths inside the flow's folder (servers: a workspace's files folder). */
+  confineFiles?: boolean;
+  /** Keep this many first rows of each step's output in its statistics (default 0). */
+  sampleRows?: number;
 }
 
 export interface RunResult {
@@ -124,6 +129,17 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
       trigger: options.trigger,
       connections: options.connections,
       counters: options.counters,
+      resolvePath(file, path) {
+        const absolute = resolve(baseDir, file);
+        const inside = relative(baseDir, absolute);
+        if (options.confineFiles && (inside.startsWith('..') || isAbsolute(inside))) {
+          throw error('SOURCE_ERROR', `the path "${file}" leads outside the workspace's files folder`, {
+            path,
+            hint: 'use a path relative to the workspace folder, without ".."',
+          });
+        }
+        return absolute;
+      },
       expression(path, text, columns) {
         const expression = Expression.compile(text, limits);
         if (columns.length > 0) {
@@ -193,6 +209,9 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
       stat.durationMs = performance.now() - begin;
       stat.rowsOut = output.rows.length;
       stat.status = 'succeeded';
+      if (options.sampleRows) {
+        stat.sample = { columns: [...output.columns], rows: output.rows.slice(0, options.sampleRows) };
+      }
       tables.set(stepId, output);
       // A file or table written is committed; a response is only delivered if the run succeeds.
       if (step.command === 'output' && (step.body as { respond?: boolean }).respond !== true) {

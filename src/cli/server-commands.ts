@@ -1,0 +1,77 @@
+/** `lethe serve` and `lethe token create`: the server's own commands. */
+import { loadConfig, type ConfigFlags } from '../server/config.js';
+import { createLogger, DEFAULT_WORKSPACE, startServer } from '../server/serve.js';
+import { createToken } from '../security/tokens.js';
+import { Store } from '../store/index.js';
+import { errorsOf, EXIT, printErrors } from './report.js';
+
+export async function serveCommand(flags: ConfigFlags): Promise<number> {
+  let server;
+  try {
+    const config = loadConfig(flags);
+    server = await startServer(config, createLogger(config.logLevel));
+    const tokens = await server.context.store.tokens.list(
+      (await server.context.store.workspaces.byName(DEFAULT_WORKSPACE))!.id,
+    );
+    if (tokens.length === 0) {
+      process.stderr.write(
+        `\nLethe is running at ${server.url} (data in ${config.dataDir}).\n` +
+          `Make an API token with:\n  npx lethe token create --workspace ${DEFAULT_WORKSPACE} --role admin --data-dir ${config.dataDir}\n\n`,
+      );
+    }
+  } catch (error) {
+    printErrors(errorsOf(error));
+    return EXIT.invalid;
+  }
+  const running = server;
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      running.context.logger.info({ signal }, 'signal received');
+      running.close().then(
+        () => resolve(EXIT.ok),
+        (error: unknown) => {
+          printErrors(errorsOf(error));
+          resolve(EXIT.failed);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+export async function tokenCreateCommand(options: {
+  workspace: string;
+  role: string;
+  name?: string;
+  dataDir?: string;
+  expiresInDays?: string;
+}): Promise<number> {
+  let store: Store | undefined;
+  try {
+    const config = loadConfig({ dataDir: options.dataDir });
+    store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
+    const workspace = await store.workspaces.ensure(options.workspace);
+    const days = options.expiresInDays === undefined ? undefined : Number(options.expiresInDays);
+    if (days !== undefined && (!Number.isFinite(days) || days <= 0)) {
+      throw new Error('--expires-in-days must be a positive number');
+    }
+    const created = await createToken(store.tokens, {
+      workspaceId: workspace.id,
+      role: options.role,
+      name: options.name,
+      expiresAt: days === undefined ? undefined : Date.now() + days * 86_400_000,
+    });
+    // The token alone on stdout, so scripts can capture it; it is shown this once.
+    process.stdout.write(`${created.token}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    printErrors(errorsOf(error));
+    return EXIT.invalid;
+  } finally {
+    await store?.close();
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * runs — turning stored flows into runs and running them. This file: parsed flow versions,
+ * cached (a version never changes, so a cached parse is never stale).
+ */
+import { LetheError } from '../errors/index.js';
+import { parseFlow, type LoadedFlow } from '../flow/load.js';
+import type { FlowRepository } from '../store/flows.js';
+
+const CACHE_SIZE = 500;
+
+export class FlowCache {
+  private readonly cache = new Map<string, LoadedFlow>();
+
+  constructor(
+    private readonly flows: FlowRepository,
+    /** The folder a workspace's flow paths resolve against. */
+    private readonly filesDir: (workspaceName: string) => string,
+  ) {}
+
+  async get(workspaceId: string, workspaceName: string, name: string, version: number): Promise<LoadedFlow> {
+    const key = `${workspaceId}/${name}/${version}`;
+    const cached = this.cache.get(key);
+    if (cached) {
+      // Refresh its place: the map's order is the eviction order.
+      this.cache.delete(key);
+      this.cache.set(key, cached);
+      return cached;
+    }
+    const row = await this.flows.version(workspaceId, name, version);
+    if (!row) throw new LetheError('FLOW_INVALID', `flow "${name}" version ${version} no longer exists`);
+    const loaded = parseFlow(row.source, `${name}.${row.format}`, this.filesDir(workspaceName));
+    this.cache.set(key, loaded);
+    if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
+    return loaded;
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * The runner: takes queued runs from the store (the durable queue), runs them through the
+ * engine with bounded concurrency, and records how they ended.
+ *
+ * - A run is claimed with a conditional update, so it never runs twice at once.
+ * - A failure is retried after exponential back-off with jitter while the flow's retry policy
+ *   allows; then the run is `incomplete` and stays in the dead-letter queue with its input
+ *   (standard flows). Mistakes retrying cannot fix (an invalid flow or params) go there at once.
+ * - On start, runs left `running` by a crash are re-queued, or dead-lettered when their
+ *   attempts are spent. On stop, intake ends, running runs get a grace period to finish, and
+ *   the rest are cancelled and put back in the queue without counting the attempt.
+ * - Confidential runs keep their input in memory only (see docs/privacy.md when it lands).
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { runFlow, type RunResult } from '../engine/run.js';
+import { LetheError, formatError, toLetheError, type ErrorCode } from '../errors/index.js';
+import { resolveParams } from '../flow/load.js';
+import type { Vault } from '../security/vault.js';
+import { newId } from '../store/ids.js';
+import type { Store } from '../store/index.js';
+import type { RunInput, RunOutcome, RunRow } from '../store/runs.js';
+import { tableFromRecords, type Table } from '../table/index.js';
+import { StoredConnections } from './connections.js';
+import { FlowCache } from './flow-cache.js';
+
+/** Errors that another attempt cannot fix. */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set([
+  'USAGE',
+  'FLOW_SYNTAX',
+  'FLOW_INVALID',
+  'PARAM_INVALID',
+  'EXPRESSION_SYNTAX',
+  'CONNECTIONS_INVALID',
+]);
+
+/** Rows of each step's output kept in execution details (standard flows). */
+export const SAMPLE_ROWS = 20;
+
+export interface RunnerOptions {
+  store: Store;
+  vault: Vault;
+  dataDir: string;
+  concurrency: number;
+  logger: Logger;
+  /** Called when a run ends (metrics). */
+  onFinished?: (run: RunRow, status: RunOutcome['status'], result: RunResult | undefined) => void;
+}
+
+/** What a waiter for a run's result learns (webhooks with `respond: result`). */
+export interface RunCompletion {
+  runId: string;
+  status: RunOutcome['status'] | 'requeued';
+  response: Table | undefined;
+  error: LetheError | undefined;
+}
+
+type StopReason = 'cancel' | 'shutdown';
+
+export function parseDuration(text: string | undefined, fallbackMs: number): number {
+  const match = text === undefined ? null : /^([0-9]+)(ms|s|m|h|d)$/.exec(text);
+  if (!match) return fallbackMs;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    match[2] as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
+  return Number(match[1]) * unit;
+}
+
+/** Back-off before attempt `attempt + 1`: base × 2^(attempt-1) (or base), with jitter in [½, 1]. */
+export function backoffMs(
+  policy: { backoff?: string; delay?: string } | undefined,
+  attempt: number,
+  random = Math.random,
+): number {
+  const base = parseDuration(policy?.delay, 10_000);
+  const delay = policy?.backoff === 'fixed' ? base : base * 2 ** Math.max(0, attempt - 1);
+  return Math.round(Math.min(delay, 86_400_000) * (0.5 + random() / 2));
+}
+
+export class Runner {
+  private readonly store: Store;
+  /** Parsed flow versions, shared with the run service. */
+  readonly flows: FlowCache;
+  private readonly ready: string[] = [];
+  private readonly readySet = new Set<string>();
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  private readonly stopReasons = new Map<string, StopReason>();
+  private readonly waiters = new Map<string, ((completion: RunCompletion) => void)[]>();
+  /** Input of confidential runs: never written anywhere. */
+  private readonly memoryInputs = new Map<string, RunInput>();
+  private timer: NodeJS.Timeout | undefined;
+  private accepting = false;
+
+  constructor(private readonly options: RunnerOptions) {
+    this.store = options.store;
+    this.flows = new FlowCache(options.store.flows, (workspace) => this.filesDir(workspace));
+  }
+
+  /** A workspace's files folder: where its flows' relative paths point. */
+  filesDir(workspaceName: string): string {
+    return join(this.options.dataDir, 'files', workspaceName);
+  }
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  get readyCount(): number {
+    return this.ready.length;
+  }
+
+  /** Recover what a crash left behind, then start taking queued runs. */
+  async start(): Promise<{ requeued: number; deadLettered: number }> {
+    const recovered = await this.store.runs.recover(Date.now());
+    this.accepting = true;
+    await this.loadDue();
+    return recovered;
+  }
+
+  /** Keep a confidential run's input in memory until it ends. */
+  holdInput(runId: string, input: RunInput): void {
+    this.memoryInputs.set(runId, input);
+  }
+
+  dropInput(runId: string): void {
+    this.memoryInputs.delete(runId);
+  }
+
+  /** A run was queued (or re-queued) and may be due now. */
+  notify(runId: string): void {
+    if (!this.accepting || this.readySet.has(runId) || this.running.has(runId)) return;
+    this.ready.push(runId);
+    this.readySet.add(runId);
+    this.pump();
+  }
+
+  /** Resolves when the run ends (or is put back in the queue), or after `timeoutMs`. */
+  waitFor(runId: string, timeoutMs: number): Promise<RunCompletion | undefined> {
+    return new Promise((resolve) => {
+      const list = this.waiters.get(runId) ?? [];
+      const timer = setTimeout(() => {
+        const remaining = (this.waiters.get(runId) ?? []).filter((waiter) => waiter !== done);
+        if (remaining.length > 0) this.waiters.set(runId, remaining);
+        else this.waiters.delete(runId);
+        resolve(undefined);
+      }, timeoutMs);
+      const done = (completion: RunCompletion) => {
+        clearTimeout(timer);
+        resolve(completion);
+      };
+      list.push(done);
+      this.waiters.set(runId, list);
+    });
+  }
+
+  /** Cancel a running run; it ends as failed (CANCELLED). Returns whether it was running here. */
+  cancel(runId: string): boolean {
+    const entry = this.running.get(runId);
+    if (!entry) return false;
+    this.stopReasons.set(runId, 'cancel');
+    entry.controller.abort();
+    return true;
+  }
+
+  /**
+   * Stop: take no more runs, give running ones `graceMs` to finish, then cancel them and put
+   * them back in the queue (their attempt not counted).
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.accepting = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.ready.length = 0;
+    this.readySet.clear();
+    const all = () => Promise.allSettled([...this.running.values()].map((entry) => entry.done));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    if ((await Promise.race([all().then(() => 'done' as const), graceOver])) === 'timeout') {
+      for (const [runId, entry] of this.running) {
+        this.stopReasons.set(runId, 'shutdown');
+        entry.controller.abort();
+      }
+      await all();
+    }
+    clearTimeout(timer);
+  }
+
+  /** Queue every run that is due, and wake up when the next one will be. */
+  private async loadDue(): Promise<void> {
+    if (!this.accepting) return;
+    const now = Date.now();
+    for (const run of await this.store.runs.due(now, 1000)) this.notify(run.id);
+    const next = await this.store.runs.nextDue();
+    if (this.timer) clearTimeout(this.timer);
+    if (next !== undefined && next > now && this.accepting) {
+      this.timer = setTimeout(
+        () => void this.loadDue().catch((error) => this.logError('loading due runs', error)),
+        Math.min(next - now, 60_000),
+      );
+      this.timer.unref();
+    }
+  }
+
+  private pump(): void {
+    while (this.accepting && this.running.size < this.options.concurrency && this.ready.length > 0) {
+      const runId = this.ready.shift()!;
+      this.readySet.delete(runId);
+      const controller = new AbortController();
+      const done = this.execute(runId, controller)
+        .catch((error) => this.logError(`run ${runId}`, error))
+        .finally(() => {
+          this.running.delete(runId);
+          this.stopReasons.delete(runId);
+          this.pump();
+        });
+      this.running.set(runId, { controller, done });
+    }
+  }
+
+  private logError(what: string, error: unknown): void {
+    const e = toLetheError(error);
+    this.options.logger.error({ code: e.code }, `${what} failed`);
+  }
+
+  private complete(completion: RunCompletion): void {
+    const list = this.waiters.get(completion.runId);
+    if (!list) return;
+    this.waiters.delete(completion.runId);
+    for (const waiter of list) waiter(completion);
+  }
+
+  private async execute(runId: string, controller: AbortController): Promise<void> {
+    const run = await this.store.runs.claim(runId, Date.now());
+    if (!run) return; // someone else took it, or it is no longer queued
+    const started = performance.now();
+    const workspace = await this.store.workspaces.byId(run.workspace_id);
+    let result: RunResult | undefined;
+    let error: LetheError | undefined;
+    const connections = new StoredConnections(
+      workspace ? await this.store.connections.all(workspace.id) : [],
+      this.options.vault,
+      this.filesDir(workspace?.name ?? run.workspace_id),
+    );
+    try {
+      if (!workspace) throw new LetheError('FLOW_INVALID', 'the workspace of this run no longer exists');
+      const input =
+        run.input_kept === 1 ? await this.store.runs.input(run.id) : this.memoryInputs.get(run.id);
+      if (input === undefined && run.input_kept === 0 && run.trigger !== 'schedule') {
+        throw new LetheError(
+          'SOURCE_ERROR',
+          'the input of this confidential run was held in memory only and is gone (the server restarted)',
+        );
+      }
+      const loaded = await this.flows.get(workspace.id, workspace.name, run.flow_name, run.flow_version);
+      const params = resolveParams(loaded.flow, input?.params ?? {});
+      result = await runFlow(loaded, {
+        runId: run.id,
+        workspace: workspace.id,
+        params,
+        connections,
+        counters: this.store.counters,
+        trigger: input?.payload ? { table: tableFromRecords(input.payload) } : undefined,
+        signal: controller.signal,
+        confineFiles: true,
+        sampleRows: run.privacy === 'standard' ? SAMPLE_ROWS : 0,
+      });
+      error = result.error;
+    } catch (thrown) {
+      error = toLetheError(thrown);
+    } finally {
+      await connections.closeAll();
+    }
+    await this.settle(run, result, error, performance.now() - started);
+  }
+
+  /** Decide how a run ended and record it. */
+  private async settle(
+    run: RunRow,
+    result: RunResult | undefined,
+    error: LetheError | undefined,
+    durationMs: number,
+  ): Promise<void> {
+    const now = Date.now();
+    const reason = this.stopReasons.get(run.id);
+    if (result?.status === 'cancelled' && reason === 'shutdown') {
+      await this.store.commits.submit((trx) =>
+        this.store.runs.requeue(trx, run.id, now, { uncountAttempt: true }),
+      );
+      this.complete({ runId: run.id, status: 'requeued', response: undefined, error: undefined });
+      return;
+    }
+    const flowRetry = await this.retryPolicy(run);
+    const permanent = error !== undefined && PERMANENT.has(error.code);
+    const cancelled = result?.status === 'cancelled' || error?.code === 'CANCELLED';
+    if (error && !cancelled && !permanent && run.attempt < run.max_attempts) {
+      const at = now + backoffMs(flowRetry, run.attempt);
+      await this.store.commits.submit((trx) => this.store.runs.requeue(trx, run.id, at));
+      await this.loadDue();
+      return;
+    }
+    const status: RunOutcome['status'] = !error ? 'succeeded' : cancelled ? 'failed' : 'incomplete';
+    const standard = run.privacy === 'standard';
+    const steps = result?.steps ?? [];
+    const outcome: RunOutcome = {
+      status,
+      finishedAt: now,
+      durationMs,
+      rowsRead: steps.filter((s) => s.command === 'input').reduce((n, s) => n + s.rowsOut, 0),
+      rowsWritten: steps.filter((s) => s.command === 'output').reduce((n, s) => n + s.rowsOut, 0),
+      errorCode: error ? error.code : null,
+      errorStep: error?.details.step ?? null,
+      details: standard ? { steps, errorMessage: error ? formatError(error) : null } : undefined,
+    };
+    await this.store.commits.submit(async (trx) => {
+      await this.store.runs.finish(trx, run, outcome);
+      if (status !== 'succeeded') {
+        await this.store.notifications.insert(trx, {
+          id: newId(now),
+          workspace_id: run.workspace_id,
+          kind: status === 'incomplete' ? 'dlq.added' : 'run.failed',
+          run_id: run.id,
+          flow_name: run.flow_name,
+          created_at: now,
+          read_at: null,
+        });
+      }
+    });
+    if (status !== 'incomplete') this.memoryInputs.delete(run.id);
+    this.options.onFinished?.(run, status, result);
+    this.complete({ runId: run.id, status, response: result?.response, error });
+  }
+
+  private async retryPolicy(run: RunRow): Promise<{ backoff?: string; delay?: string } | undefined> {
+    try {
+      const workspace = await this.store.workspaces.byId(run.workspace_id);
+      if (!workspace) return undefined;
+      const loaded = await this.flows.get(workspace.id, workspace.name, run.flow_name, run.flow_version);
+      return loaded.flow.retry;
+    } catch {
+      return undefined;
+    }
+  }
+}

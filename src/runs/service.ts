@@ -1,0 +1,116 @@
+/**
+ * Creating runs: manual (API, `lethe run --server`), schedule, webhook and poll all come here.
+ * A run and its input are written in one group-committed transaction (with the gateway log
+ * entry for webhooks), and only then is the caller told the run exists — so an accepted run
+ * is never lost. An `Idempotency-Key` makes a repeated request return the first run instead
+ * of making another.
+ */
+import { LetheError } from '../errors/index.js';
+import { resolveParams } from '../flow/load.js';
+import { newId } from '../store/ids.js';
+import type { Store } from '../store/index.js';
+import type { GatewayLogRow } from '../store/records.js';
+import type { RunInput, RunRow } from '../store/runs.js';
+import type { FlowRow } from '../store/flows.js';
+import type { Workspace } from '../store/workspaces.js';
+import type { Runner } from './runner.js';
+
+export type TriggerKind = 'manual' | 'schedule' | 'webhook' | 'poll';
+
+export interface CreateRun {
+  workspace: Workspace;
+  flow: FlowRow;
+  trigger: TriggerKind;
+  params?: Record<string, unknown>;
+  /** The trigger's payload as records. */
+  payload?: unknown[];
+  idempotencyKey?: string;
+  /** The gateway log entry of the webhook that made this run (written with it). */
+  gateway?: Omit<GatewayLogRow, 'run_id'>;
+}
+
+export interface CreatedRun {
+  run: RunRow;
+  /** True when the idempotency key named an earlier run, which is returned instead. */
+  duplicate: boolean;
+}
+
+const MAX_IDEMPOTENCY_KEY = 200;
+
+function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  return (
+    e?.code === '23505' ||
+    e?.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    /UNIQUE constraint failed/.test(e?.message ?? '')
+  );
+}
+
+export class RunService {
+  constructor(
+    private readonly store: Store,
+    private readonly runner: Runner,
+  ) {}
+
+  async create(request: CreateRun): Promise<CreatedRun> {
+    const { workspace, flow } = request;
+    const key = request.idempotencyKey;
+    if (key !== undefined && (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY)) {
+      throw new LetheError('USAGE', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`);
+    }
+    if (key !== undefined) {
+      const earlier = await this.store.runs.byIdempotencyKey(workspace.id, key);
+      if (earlier) return { run: earlier, duplicate: true };
+    }
+    const loaded = await this.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
+    // Parameters are checked now, so that a caller hears of a mistake instead of a failed run.
+    resolveParams(loaded.flow, request.params ?? {});
+    const now = Date.now();
+    const confidential = flow.privacy === 'confidential';
+    const input: RunInput = { params: request.params ?? {}, payload: request.payload };
+    const run: RunRow = {
+      id: newId(now),
+      workspace_id: workspace.id,
+      flow_name: flow.name,
+      flow_version: flow.version,
+      trigger: request.trigger,
+      privacy: flow.privacy,
+      status: 'queued',
+      attempt: 0,
+      max_attempts: loaded.flow.retry?.attempts ?? 1,
+      queued_at: now,
+      available_at: now,
+      started_at: null,
+      finished_at: null,
+      duration_ms: null,
+      rows_read: null,
+      rows_written: null,
+      error_code: null,
+      error_step: null,
+      idempotency_key: key ?? null,
+      input_kept: confidential ? 0 : 1,
+    };
+    if (confidential) this.runner.holdInput(run.id, input);
+    try {
+      await this.store.commits.submit(async (trx) => {
+        await this.store.runs.insert(trx, run, input);
+        if (request.gateway) {
+          await this.store.gatewayLog.insert(trx, {
+            ...request.gateway,
+            run_id: run.id,
+            body: confidential ? null : request.gateway.body,
+          });
+        }
+      });
+    } catch (error) {
+      if (confidential) this.runner.dropInput(run.id);
+      if (key !== undefined && isUniqueViolation(error)) {
+        const earlier = await this.store.runs.byIdempotencyKey(workspace.id, key);
+        if (earlier) return { run: earlier, duplicate: true };
+      }
+      throw error;
+    }
+    this.runner.notify(run.id);
+    return { run, duplicate: false };
+  }
+}

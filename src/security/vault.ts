@@ -1,0 +1,180 @@
+/**
+ * security — the vault: connection secrets encrypted with AES-256-GCM (Node's crypto; nothing
+ * hand-rolled) under envelope encryption.
+ *
+ * - A master key lives outside the database: LETHE_MASTER_KEY, or a key file made with mode
+ *   0600 in the data dir on first start.
+ * - Each workspace has its own data key (random 256 bits), stored only wrapped (encrypted) by
+ *   the master key. Destroying a workspace's keys makes its secrets unreadable everywhere,
+ *   backups included.
+ * - Each secret is encrypted with the workspace's data key and a random 96-bit nonce; the
+ *   additional authenticated data binds it to workspace, connection and field, so a
+ *   ciphertext copied to another place does not decrypt.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LetheError } from '../errors/index.js';
+import type { WorkspaceKeyRepository } from '../store/records.js';
+
+const KEY_BYTES = 32;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
+export interface MasterKey {
+  /** A short fingerprint naming the key (never the key). */
+  id: string;
+  key: Buffer;
+}
+
+function fingerprint(key: Buffer): string {
+  return createHash('sha256').update('lethe/master-key-id/v1').update(key).digest('hex').slice(0, 16);
+}
+
+/** Parse a 256-bit key given as base64 or hex. */
+export function parseKey(text: string, where: string): Buffer {
+  const trimmed = text.trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
+    ? Buffer.from(trimmed, 'hex')
+    : Buffer.from(trimmed, 'base64');
+  if (key.length !== KEY_BYTES) {
+    throw new LetheError(
+      'USAGE',
+      `${where} must hold a 256-bit key as 64 hex digits or 44 base64 characters`,
+    );
+  }
+  return key;
+}
+
+/**
+ * The master key: from LETHE_MASTER_KEY when set, otherwise from `<dataDir>/master.key`,
+ * which is created (mode 0600) when it does not exist.
+ */
+export function loadMasterKey(
+  dataDir: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): MasterKey {
+  const fromEnv = env.LETHE_MASTER_KEY;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const key = parseKey(fromEnv, 'LETHE_MASTER_KEY');
+    return { id: fingerprint(key), key };
+  }
+  const file = join(dataDir, 'master.key');
+  if (!existsSync(file)) {
+    const key = randomBytes(KEY_BYTES);
+    // 'wx' refuses to overwrite a key another process has just written.
+    try {
+      writeFileSync(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  chmodSync(file, 0o600);
+  const key = parseKey(readFileSync(file, 'utf8'), file);
+  return { id: fingerprint(key), key };
+}
+
+function seal(key: Buffer, plaintext: Buffer, aad: string): string {
+  const nonce = randomBytes(NONCE_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(aad, 'utf8'));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
+}
+
+function open(key: Buffer, sealed: string, aad: string): Buffer {
+  const bytes = Buffer.from(sealed, 'base64');
+  if (bytes.length < NONCE_BYTES + TAG_BYTES) throw new Error('ciphertext too short');
+  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, NONCE_BYTES));
+  decipher.setAAD(Buffer.from(aad, 'utf8'));
+  decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+  return Buffer.concat([
+    decipher.update(bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)),
+    decipher.final(),
+  ]);
+}
+
+const workspaceKeyAad = (workspaceId: string, version: number) =>
+  `lethe/workspace-key/v1/${workspaceId}/${version}`;
+const secretAad = (workspaceId: string, connection: string, field: string) =>
+  `lethe/secret/v1/${workspaceId}/${connection}/${field}`;
+
+export class Vault {
+  /** Unwrapped data keys by workspace and version (they never leave memory). */
+  private readonly dataKeys = new Map<string, Buffer>();
+
+  constructor(
+    private readonly keys: WorkspaceKeyRepository,
+    private readonly master: MasterKey,
+  ) {}
+
+  /** The workspace's current data key and its version, made on first use. */
+  private async currentKey(workspaceId: string): Promise<{ version: number; key: Buffer }> {
+    let rows = await this.keys.all(workspaceId);
+    if (rows.length === 0) {
+      const key = randomBytes(KEY_BYTES);
+      await this.keys.insert({
+        workspace_id: workspaceId,
+        version: 1,
+        wrapped_key: seal(this.master.key, key, workspaceKeyAad(workspaceId, 1)),
+        master_key_id: this.master.id,
+        created_at: Date.now(),
+      });
+      // Another process may have made version 1 first: use whatever is stored.
+      rows = await this.keys.all(workspaceId);
+    }
+    const latest = rows[rows.length - 1]!;
+    return { version: latest.version, key: await this.dataKey(workspaceId, latest.version) };
+  }
+
+  private async dataKey(workspaceId: string, version: number): Promise<Buffer> {
+    const cacheKey = `${workspaceId}/${version}`;
+    const cached = this.dataKeys.get(cacheKey);
+    if (cached) return cached;
+    const row = (await this.keys.all(workspaceId)).find((candidate) => candidate.version === version);
+    if (!row)
+      throw new LetheError('CONNECTION_ERROR', 'a secret refers to a workspace key that no longer exists');
+    if (row.master_key_id !== this.master.id) {
+      throw new LetheError('CONNECTION_ERROR', 'the workspace key was wrapped by another master key', {
+        hint: 'start the server with the master key it was created with (LETHE_MASTER_KEY or the data dir’s master.key)',
+      });
+    }
+    let key: Buffer;
+    try {
+      key = open(this.master.key, row.wrapped_key, workspaceKeyAad(workspaceId, version));
+    } catch (error) {
+      throw new LetheError('CONNECTION_ERROR', 'the workspace key cannot be unwrapped with this master key', {
+        cause: error,
+      });
+    }
+    this.dataKeys.set(cacheKey, key);
+    return key;
+  }
+
+  async encrypt(workspaceId: string, connection: string, field: string, plaintext: string): Promise<string> {
+    const { version, key } = await this.currentKey(workspaceId);
+    return `v1.${version}.${seal(key, Buffer.from(plaintext, 'utf8'), secretAad(workspaceId, connection, field))}`;
+  }
+
+  async decrypt(workspaceId: string, connection: string, field: string, ciphertext: string): Promise<string> {
+    const match = /^v1\.(\d+)\.(.+)$/.exec(ciphertext);
+    if (!match)
+      throw new LetheError(
+        'CONNECTION_ERROR',
+        `the secret "${field}" of connection "${connection}" is not in a known format`,
+      );
+    const key = await this.dataKey(workspaceId, Number(match[1]));
+    try {
+      return open(key, match[2]!, secretAad(workspaceId, connection, field)).toString('utf8');
+    } catch (error) {
+      throw new LetheError(
+        'CONNECTION_ERROR',
+        `the secret "${field}" of connection "${connection}" cannot be decrypted`,
+        {
+          hint: 'it was altered, moved from another connection, or encrypted under another key',
+          cause: error,
+        },
+      );
+    }
+  }
+}

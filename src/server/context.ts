@@ -1,0 +1,20 @@
+/** What every server plugin gets: the store, the vault, the runner and the rest, built once. */
+import type { Logger } from 'pino';
+import type { RunService } from '../runs/service.js';
+import type { Runner } from '../runs/runner.js';
+import type { Vault } from '../security/vault.js';
+import type { Store } from '../store/index.js';
+import type { ServerConfig } from './config.js';
+import type { Metrics } from './metrics.js';
+
+export interface ServerContext {
+  config: ServerConfig;
+  store: Store;
+  vault: Vault;
+  runner: Runner;
+  runs: RunService;
+  metrics: Metrics;
+  logger: Logger;
+  /** False while starting and once shutdown has begun (for /readyz and intake). */
+  isAccepting(): boolean;
+}

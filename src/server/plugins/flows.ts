@@ -1,0 +1,218 @@
+/**
+ * Flows: `PUT /workspaces/{ws}/flows/{name}` stores a flow from YAML (application/yaml) or JSON
+ * and makes a new version when its text changed; reads list flows and give one with its
+ * versions. The text is validated exactly as `lethe validate` does, and every problem comes
+ * back at once with line and column.
+ */
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { parseFlow } from '../../flow/load.js';
+import { pageLimit } from '../../store/ids.js';
+import type { FlowRow } from '../../store/flows.js';
+import { guard, principalOf, workspaceOf } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import { HttpError, notFound } from '../http-errors.js';
+import { GUARDED_ERRORS, PageOf, PageQuery, WorkspaceParams } from './schemas.js';
+
+const FLOW_TEXT_TYPES = [
+  'application/yaml',
+  'application/x-yaml',
+  'text/yaml',
+  'text/x-yaml',
+  'text/plain',
+  'application/json',
+];
+
+const FlowParams = Type.Object({ ws: Type.String(), name: Type.String() });
+
+const FlowSummary = Type.Object({
+  name: Type.String(),
+  version: Type.Integer(),
+  privacy: Type.String(),
+  trigger: Type.String({ description: 'manual | schedule | webhook | poll' }),
+  webhookPath: Type.Union([Type.String(), Type.Null()]),
+  enabled: Type.Boolean(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+function summary(row: FlowRow) {
+  return {
+    name: row.name,
+    version: row.version,
+    privacy: row.privacy,
+    trigger: row.trigger_kind,
+    webhookPath: row.webhook_path,
+    enabled: row.enabled === 1,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+export async function flowsPlugin(app: FastifyInstance, context: ServerContext): Promise<void> {
+  // The flow's text is stored as given, so bodies arrive as text, JSON included.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(FLOW_TEXT_TYPES, { parseAs: 'string' }, (_request, body, done) =>
+    done(null, body),
+  );
+
+  app.put(
+    '/workspaces/:ws/flows/:name',
+    {
+      preHandler: guard(context, 'flow.write'),
+      schema: {
+        summary: 'Create or update a flow (a new version when its text changed)',
+        tags: ['flows'],
+        params: FlowParams,
+        consumes: ['application/yaml', 'application/json'],
+        response: {
+          200: Type.Object({ flow: FlowSummary, changed: Type.Boolean() }),
+          201: Type.Object({ flow: FlowSummary, changed: Type.Boolean() }),
+          ...GUARDED_ERRORS,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params as { name: string };
+      const workspace = workspaceOf(request);
+      const source = typeof request.body === 'string' ? request.body : '';
+      if (source.trim() === '')
+        throw new HttpError(400, 'EMPTY_BODY', 'send the flow as YAML (application/yaml) or JSON');
+      const format = (request.headers['content-type'] ?? '').includes('json') ? 'json' : 'yaml';
+      const loaded = parseFlow(source, `${name}.${format}`, context.runner.filesDir(workspace.name));
+      if (loaded.flow.name !== name) {
+        throw new HttpError(
+          400,
+          'NAME_MISMATCH',
+          `the flow is named "${loaded.flow.name}" but was sent to "${name}"`,
+          'make the URL and the flow’s name field agree',
+        );
+      }
+      const { flow, created, changed } = await context.store.flows.put({
+        workspaceId: workspace.id,
+        flow: loaded.flow,
+        source,
+        format,
+        author: `token:${principalOf(request).tokenId}`,
+      });
+      return reply.code(created ? 201 : 200).send({ flow: summary(flow), changed });
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/flows',
+    {
+      preHandler: guard(context, 'flow.read'),
+      schema: {
+        summary: 'List flows',
+        tags: ['flows'],
+        params: WorkspaceParams,
+        querystring: PageQuery,
+        response: { 200: PageOf(FlowSummary), ...GUARDED_ERRORS },
+      },
+    },
+    async (request) => {
+      const { limit, cursor } = request.query as { limit?: number; cursor?: string };
+      const page = await context.store.flows.list(workspaceOf(request).id, pageLimit(limit), cursor);
+      return { items: page.items.map(summary), next: page.next };
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/flows/:name',
+    {
+      preHandler: guard(context, 'flow.read'),
+      schema: {
+        summary: 'Read a flow: its current text and its versions',
+        tags: ['flows'],
+        params: FlowParams,
+        response: {
+          200: Type.Object({
+            flow: FlowSummary,
+            source: Type.String(),
+            format: Type.String(),
+            versions: Type.Array(
+              Type.Object({ version: Type.Integer(), author: Type.String(), createdAt: Type.String() }),
+            ),
+          }),
+          ...GUARDED_ERRORS,
+        },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const workspace = workspaceOf(request);
+      const flow = await context.store.flows.get(workspace.id, name);
+      if (!flow) throw notFound(`flow "${name}"`);
+      const current = await context.store.flows.version(workspace.id, name, flow.version);
+      const versions = await context.store.flows.versions(workspace.id, name);
+      return {
+        flow: summary(flow),
+        source: current?.source ?? '',
+        format: current?.format ?? 'yaml',
+        versions: versions.map((v) => ({
+          version: v.version,
+          author: v.author,
+          createdAt: new Date(v.created_at).toISOString(),
+        })),
+      };
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/flows/:name/versions/:version',
+    {
+      preHandler: guard(context, 'flow.read'),
+      schema: {
+        summary: 'Read one version of a flow',
+        tags: ['flows'],
+        params: Type.Object({
+          ws: Type.String(),
+          name: Type.String(),
+          version: Type.Integer({ minimum: 1 }),
+        }),
+        response: {
+          200: Type.Object({
+            version: Type.Integer(),
+            source: Type.String(),
+            format: Type.String(),
+            author: Type.String(),
+            createdAt: Type.String(),
+          }),
+          ...GUARDED_ERRORS,
+        },
+      },
+    },
+    async (request) => {
+      const { name, version } = request.params as { name: string; version: number };
+      const row = await context.store.flows.version(workspaceOf(request).id, name, Number(version));
+      if (!row) throw notFound(`version ${version} of flow "${name}"`);
+      return {
+        version: row.version,
+        source: row.source,
+        format: row.format,
+        author: row.author,
+        createdAt: new Date(row.created_at).toISOString(),
+      };
+    },
+  );
+
+  app.delete(
+    '/workspaces/:ws/flows/:name',
+    {
+      preHandler: guard(context, 'flow.write'),
+      schema: {
+        summary: 'Delete a flow and its versions',
+        tags: ['flows'],
+        params: FlowParams,
+        response: { 204: Type.Null(), ...GUARDED_ERRORS },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params as { name: string };
+      if (!(await context.store.flows.delete(workspaceOf(request).id, name)))
+        throw notFound(`flow "${name}"`);
+      return reply.code(204).send();
+    },
+  );
+}

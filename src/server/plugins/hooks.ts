@@ -1,0 +1,164 @@
+/**
+ * Webhooks in: `POST /hooks/{workspace}/{path}`. The body is read raw (within the size limit)
+ * and decoded by content type — JSON, form, or anything else as text — into the trigger's
+ * records. `respond: accepted` answers 202 with the run id only after the run, its input and
+ * the gateway log entry are committed (group commit); `respond: result` waits for the run's
+ * `respond` output, up to the flow's timeout. No token is needed: the path is the address
+ * (signatures come with the security issue). Confidential flows keep nothing: no body in the
+ * gateway log and the input in memory only.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LetheError } from '../../errors/index.js';
+import { parseDuration } from '../../runs/runner.js';
+import { newId } from '../../store/ids.js';
+import type { FlowRow } from '../../store/flows.js';
+import type { Workspace } from '../../store/workspaces.js';
+import { rowToRecord } from '../../table/index.js';
+import type { ServerContext } from '../context.js';
+import { HttpError } from '../http-errors.js';
+
+const CACHE_MS = 2000;
+
+interface Target {
+  workspace: Workspace;
+  flow: FlowRow;
+  respond: 'accepted' | 'result';
+  timeoutMs: number;
+  expires: number;
+}
+
+/** The body as trigger records. Throws a 400 for JSON that does not parse. */
+export function decodeBody(body: Buffer, contentType: string | undefined): unknown[] {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (body.length === 0) return [];
+  if (type === 'application/json' || type.endsWith('+json')) {
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch (error) {
+      const position = /position (\d+)/.exec((error as Error).message)?.[1];
+      throw new HttpError(
+        400,
+        'INVALID_JSON',
+        `the body is not valid JSON${position ? ` (at character ${Number(position) + 1})` : ''}`,
+      );
+    }
+    if (Array.isArray(value)) {
+      return value.map((item) =>
+        item !== null && typeof item === 'object' && !Array.isArray(item) ? item : { value: item },
+      );
+    }
+    return [value !== null && typeof value === 'object' ? value : { value }];
+  }
+  if (type === 'application/x-www-form-urlencoded') {
+    const record: Record<string, string | string[]> = {};
+    for (const [key, value] of new URLSearchParams(body.toString('utf8'))) {
+      const existing = record[key];
+      if (existing === undefined)
+        Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+      else record[key] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+    }
+    return [record];
+  }
+  const text =
+    type.startsWith('text/') || type === 'application/xml' || type === ''
+      ? body.toString('utf8')
+      : body.toString('base64');
+  return [{ body: text, content_type: type || null }];
+}
+
+export async function hooksPlugin(app: FastifyInstance, context: ServerContext): Promise<void> {
+  const targets = new Map<string, Target>();
+
+  // Raw bodies for every content type, within the size limit (signatures need the raw bytes).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: context.config.bodyLimit },
+    (_request, body, done) => {
+      done(null, body);
+    },
+  );
+
+  async function target(workspaceName: string, path: string): Promise<Target> {
+    const key = `${workspaceName}\u0000${path}`;
+    const now = Date.now();
+    const cached = targets.get(key);
+    if (cached && cached.expires > now) return cached;
+    const workspace = await context.store.workspaces.byName(workspaceName);
+    const flow = workspace ? await context.store.flows.byWebhookPath(workspace.id, path) : undefined;
+    if (!workspace || !flow || flow.trigger_kind !== 'webhook' || flow.enabled !== 1) {
+      targets.delete(key);
+      throw new HttpError(404, 'NOT_FOUND', `no webhook at /hooks/${workspaceName}/${path}`);
+    }
+    const loaded = await context.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
+    const webhook = loaded.flow.trigger?.webhook;
+    const found: Target = {
+      workspace,
+      flow,
+      respond: webhook?.respond ?? 'accepted',
+      timeoutMs: parseDuration(webhook?.timeout, context.config.webhookTimeoutMs),
+      expires: now + CACHE_MS,
+    };
+    targets.set(key, found);
+    return found;
+  }
+
+  app.post('/hooks/:ws/*', async (request: FastifyRequest, reply: FastifyReply) => {
+    const { ws, '*': path } = request.params as { ws: string; '*': string };
+    if (!context.isAccepting()) {
+      throw new HttpError(503, 'SHUTTING_DOWN', 'the server is shutting down; retry shortly');
+    }
+    const hook = await target(ws, path);
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    const contentType = request.headers['content-type'];
+    const payload = decodeBody(body, contentType);
+    const idempotencyKey = headerValue(request.headers['idempotency-key']);
+    const now = Date.now();
+    const { run, duplicate } = await context.runs.create({
+      workspace: hook.workspace,
+      flow: hook.flow,
+      trigger: 'webhook',
+      payload,
+      idempotencyKey,
+      gateway: {
+        id: newId(now),
+        workspace_id: hook.workspace.id,
+        path,
+        flow_name: hook.flow.name,
+        received_at: now,
+        method: request.method,
+        content_type: contentType ?? null,
+        size: body.length,
+        status: hook.respond === 'accepted' ? 202 : 200,
+        body: body.length === 0 ? null : body.toString('utf8'),
+      },
+    });
+    if (hook.respond === 'accepted' || duplicate) {
+      context.metrics.webhooks.inc({ status: '202' });
+      return reply.code(202).send({ runId: run.id, ...(duplicate ? { duplicate: true } : {}) });
+    }
+    const completion = await context.runner.waitFor(run.id, hook.timeoutMs);
+    if (!completion || completion.status === 'requeued') {
+      context.metrics.webhooks.inc({ status: '202' });
+      return reply
+        .code(202)
+        .header('location', `/api/v1/workspaces/${hook.workspace.name}/runs/${run.id}`)
+        .send({ runId: run.id, status: 'running', message: 'the run did not finish in time; read it later' });
+    }
+    if (completion.status !== 'succeeded') {
+      context.metrics.webhooks.inc({ status: '502' });
+      const error = completion.error ?? new LetheError('INTERNAL', 'the run failed');
+      return reply.code(502).send({ runId: run.id, status: completion.status, error: { code: error.code } });
+    }
+    context.metrics.webhooks.inc({ status: '200' });
+    const table = completion.response;
+    if (!table) return reply.code(204).send();
+    const records = table.rows.map((row) => rowToRecord(table.columns, row));
+    return reply.code(200).send(records.length === 1 ? records[0] : records);
+  });
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

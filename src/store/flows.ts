@@ -1,0 +1,203 @@
+/**
+ * Flows and their versions. Every change of a flow's text makes a new version (who, when, the
+ * text as given, so versions diff in git); putting the same text again makes none.
+ */
+import type { Kysely } from 'kysely';
+import { LetheError } from '../errors/index.js';
+import type { Flow } from '../flow/validate.js';
+import { decodeCursor, toPage, type Page } from './ids.js';
+import type { Database, FlowsTable, FlowVersionsTable } from './schema.js';
+
+export type FlowRow = FlowsTable;
+export type FlowVersionRow = FlowVersionsTable;
+
+export interface PutFlow {
+  workspaceId: string;
+  flow: Flow;
+  source: string;
+  format: 'yaml' | 'json';
+  author: string;
+}
+
+/** The trigger kind and webhook path a flow registers. */
+export function triggerOf(flow: Flow): { kind: string; webhookPath: string | null } {
+  const trigger = flow.trigger;
+  if (trigger?.schedule) return { kind: 'schedule', webhookPath: null };
+  if (trigger?.webhook) return { kind: 'webhook', webhookPath: trigger.webhook.path ?? flow.name };
+  if (trigger?.poll) return { kind: 'poll', webhookPath: null };
+  return { kind: 'manual', webhookPath: null };
+}
+
+export class FlowRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async get(workspaceId: string, name: string): Promise<FlowRow | undefined> {
+    return this.db
+      .selectFrom('flows')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+  }
+
+  async version(workspaceId: string, name: string, version: number): Promise<FlowVersionRow | undefined> {
+    return this.db
+      .selectFrom('flow_versions')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('flow_name', '=', name)
+      .where('version', '=', version)
+      .executeTakeFirst();
+  }
+
+  async versions(workspaceId: string, name: string): Promise<Omit<FlowVersionRow, 'source'>[]> {
+    return this.db
+      .selectFrom('flow_versions')
+      .select(['workspace_id', 'flow_name', 'version', 'format', 'author', 'created_at'])
+      .where('workspace_id', '=', workspaceId)
+      .where('flow_name', '=', name)
+      .orderBy('version', 'desc')
+      .execute();
+  }
+
+  async list(workspaceId: string, limit: number, cursor?: string): Promise<Page<FlowRow>> {
+    const after = decodeCursor(cursor);
+    let query = this.db.selectFrom('flows').selectAll().where('workspace_id', '=', workspaceId);
+    if (after !== undefined) query = query.where('name', '>', after);
+    const rows = await query
+      .orderBy('name')
+      .limit(limit + 1)
+      .execute();
+    return toPage(rows, limit, (row) => row.name);
+  }
+
+  /** Every enabled flow with a trigger of this kind, across workspaces (for the schedulers). */
+  async withTrigger(kind: string): Promise<FlowRow[]> {
+    return this.db
+      .selectFrom('flows')
+      .selectAll()
+      .where('trigger_kind', '=', kind)
+      .where('enabled', '=', 1)
+      .execute();
+  }
+
+  async byWebhookPath(workspaceId: string, path: string): Promise<FlowRow | undefined> {
+    return this.db
+      .selectFrom('flows')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('webhook_path', '=', path)
+      .executeTakeFirst();
+  }
+
+  /** Store a flow; a new version when its text changed. */
+  async put(input: PutFlow): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
+    const { workspaceId, flow, source, format, author } = input;
+    const name = flow.name;
+    const { kind, webhookPath } = triggerOf(flow);
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      const current = await trx
+        .selectFrom('flows')
+        .selectAll()
+        .where('workspace_id', '=', workspaceId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (current) {
+        const latest = await trx
+          .selectFrom('flow_versions')
+          .select('source')
+          .where('workspace_id', '=', workspaceId)
+          .where('flow_name', '=', name)
+          .where('version', '=', current.version)
+          .executeTakeFirst();
+        if (latest?.source === source) return { flow: current, created: false, changed: false };
+      }
+      if (webhookPath !== null) {
+        const holder = await trx
+          .selectFrom('flows')
+          .select('name')
+          .where('workspace_id', '=', workspaceId)
+          .where('webhook_path', '=', webhookPath)
+          .where('name', '!=', name)
+          .executeTakeFirst();
+        if (holder) {
+          throw new LetheError(
+            'FLOW_INVALID',
+            `the webhook path "${webhookPath}" is already used by flow "${holder.name}"`,
+            {
+              hint: 'give this flow another trigger.webhook.path',
+            },
+          );
+        }
+      }
+      const version = (current?.version ?? 0) + 1;
+      await trx
+        .insertInto('flow_versions')
+        .values({
+          workspace_id: workspaceId,
+          flow_name: name,
+          version,
+          source,
+          format,
+          author,
+          created_at: now,
+        })
+        .execute();
+      const row: FlowRow = {
+        workspace_id: workspaceId,
+        name,
+        version,
+        privacy: flow.privacy,
+        trigger_kind: kind,
+        webhook_path: webhookPath,
+        enabled: current?.enabled ?? 1,
+        created_at: current?.created_at ?? now,
+        updated_at: now,
+      };
+      if (current) {
+        await trx
+          .updateTable('flows')
+          .set({
+            version,
+            privacy: row.privacy,
+            trigger_kind: kind,
+            webhook_path: webhookPath,
+            updated_at: now,
+          })
+          .where('workspace_id', '=', workspaceId)
+          .where('name', '=', name)
+          .execute();
+      } else {
+        await trx.insertInto('flows').values(row).execute();
+      }
+      return { flow: row, created: !current, changed: true };
+    });
+  }
+
+  async delete(workspaceId: string, name: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom('flow_versions')
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .execute();
+      await trx
+        .deleteFrom('trigger_state')
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .execute();
+      await trx
+        .deleteFrom('poll_seen')
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .execute();
+      const result = await trx
+        .deleteFrom('flows')
+        .where('workspace_id', '=', workspaceId)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+}
