@@ -3,9 +3,11 @@
  * ratios. They never run in `npm test`.
  */
 import { editingBenchmark } from './editing/index.js';
+import { webhooksBenchmark } from './webhooks/index.js';
 
 const benchmarks: Record<string, (args: string[]) => Promise<void>> = {
   editing: editingBenchmark,
+  webhooks: () => webhooksBenchmark(),
 };
 
 const [name, ...args] = process.argv.slice(2);
@@ -13,6 +15,7 @@ const benchmark = name === undefined ? undefined : benchmarks[name];
 if (!benchmark) {
   console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [options]`);
   console.error('  editing [--sizes 10000,100000,1000000] [--runs 3]');
+  console.error('  webhooks            (BENCH_SECONDS=10 per case)');
   process.exit(2);
 }
 await benchmark(args);

@@ -1,13 +1,19 @@
 // Builds the `lethe` command: one ESM bundle (plus lazily loaded chunks) in dist/, so the CLI
 // starts in about a tenth of a second instead of loading hundreds of modules one by one.
 // Type checking is `npm run typecheck` (part of `npm run lint`); this step only compiles.
+// The bundle is written to a fresh folder and swapped in, so a process starting `lethe` while
+// another build runs never sees half a bundle.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+const dist = fileURLToPath(new URL('../dist', import.meta.url));
+const fresh = `${dist}.${process.pid}.new`;
+const old = `${dist}.${process.pid}.old`;
+
 await build({
   entryPoints: { main: 'src/cli/main.ts' },
-  outdir: 'dist',
+  outdir: fresh,
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -22,3 +28,10 @@ await build({
   },
   logLevel: 'warning',
 });
+try {
+  renameSync(dist, old);
+} catch (error) {
+  if (error.code !== 'ENOENT') throw error;
+}
+renameSync(fresh, dist);
+rmSync(old, { recursive: true, force: true });

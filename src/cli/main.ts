@@ -6,6 +6,15 @@ import { Command, CommanderError } from 'commander';
 import { flowJsonSchema } from '../flow/schema.js';
 import { loadFlow } from '../flow/load.js';
 import { errorsOf, EXIT, printErrors } from './report.js';
+import {
+  dlqActionCommand,
+  dlqListCommand,
+  isRemoteRun,
+  remoteRunCommand,
+  withServerOptions,
+  type DlqListOptions,
+  type RemoteOptions,
+} from './remote.js';
 import { runCommand } from './run.js';
 import { serveCommand, tokenCreateCommand } from './server-commands.js';
 import { formatError } from '../errors/index.js';
@@ -25,8 +34,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('run')
-    .description('run a flow once, in memory, with progress and a summary')
-    .argument('<flow>', 'the flow file (YAML or JSON)')
+    .description(
+      'run a flow once, in memory, with progress and a summary; with --server (or LETHE_SERVER), start a run of a stored flow on a server',
+    )
+    .argument('<flow>', 'the flow file (YAML or JSON); with --server, the name of a flow on the server')
     .option('-p, --param <name=value>', 'set a parameter (repeatable)', collect, [])
     .option('-c, --connections <file>', 'connections file (default: connections.yaml beside the flow)')
     .option('--state <dir>', 'where autonumber counters are kept (default: .lethe/state beside the flow)')
@@ -36,8 +47,15 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     )
     .option('--json', 'print the result as JSON on stdout, without progress')
     .option('--no-progress', 'do not show progress')
+    .option('--server <url>', 'start the run on this Lethe server through its API (LETHE_SERVER)')
+    .option('--token <token>', 'with --server: an API token of the workspace (LETHE_TOKEN)')
+    .option('--workspace <name>', 'with --server: the workspace (default "default")')
+    .option('--wait', 'with --server: wait for the run to end and print its summary')
+    .option('--timeout <seconds>', 'with --wait: stop waiting after this long (default 300)')
+    .option('--idempotency-key <key>', 'with --server: the same key never starts a second run')
     .action(async (flow: string, options) => {
-      setExitCode(await runCommand(flow, options));
+      if (isRemoteRun(options)) setExitCode(await remoteRunCommand(flow, options));
+      else setExitCode(await runCommand(flow, options));
     });
 
   program
@@ -105,6 +123,27 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         setExitCode(await tokenCreateCommand(options));
       },
     );
+
+  const dlq = program
+    .command('dlq')
+    .description('the dead-letter queue of a server: runs that ended incomplete, kept for a retry');
+  withServerOptions(dlq.command('list').description('list incomplete runs, newest first'))
+    .option('--flow <name>', 'only runs of this flow')
+    .option('--limit <n>', 'runs per page (default 50)')
+    .option('--cursor <cursor>', 'the page after the one that printed this cursor')
+    .action(async (options: DlqListOptions) => {
+      setExitCode(await dlqListCommand(options));
+    });
+  for (const [action, description] of [
+    ['retry', 'send an incomplete run back to the queue with fresh attempts'],
+    ['discard', 'give up on an incomplete run: it becomes failed and its input is deleted'],
+  ] as const) {
+    withServerOptions(dlq.command(action).description(description))
+      .argument('<run-id>', 'the run (from lethe dlq list)')
+      .action(async (runId: string, options: RemoteOptions) => {
+        setExitCode(await dlqActionCommand(action, runId, options));
+      });
+  }
 
   program
     .command('schema')

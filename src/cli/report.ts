@@ -37,7 +37,7 @@ function pad(cells: string[], widths: number[], rightAligned: Set<number>): stri
     .join('  ');
 }
 
-export function summaryTable(result: RunResult): string {
+export function summaryTable(result: Pick<RunResult, 'steps'>): string {
   const header = ['step', 'command', 'rows in', 'rows out', 'time', 'status'];
   const rows = result.steps.map((step) => [
     step.id,

@@ -7,6 +7,7 @@
  * Connections are resolved by name through a ConnectionProvider, so the engine never knows
  * where they came from: a connections file for the CLI, the vault for the server.
  */
+import { isAbsolute, relative, resolve } from 'node:path';
 import type { TSchema } from 'typebox';
 import type { Table, Value } from '../table/index.js';
 
@@ -73,6 +74,8 @@ export interface Connector {
   readonly settingsSchema: TSchema;
   /** Setting names whose values are secrets (never printed, later kept in the vault). */
   readonly secretSettings: readonly string[];
+  /** Setting names that hold file paths: on a server they must stay in the workspace's folder. */
+  readonly fileSettings: readonly string[];
   open(connection: ConnectionConfig): Promise<ConnectorSession>;
 }
 
@@ -82,4 +85,10 @@ export interface ConnectionProvider {
   names(): string[];
   session(name: string): Promise<ConnectorSession>;
   closeAll(): Promise<void>;
+}
+
+/** Whether `path`, taken relative to `folder`, leads outside it. */
+export function leavesFolder(folder: string, path: string): boolean {
+  const inside = relative(folder, resolve(folder, path));
+  return inside.startsWith('..') || isAbsolute(inside);
 }

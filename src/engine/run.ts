@@ -6,11 +6,11 @@
  * RunOptions.
  */
 import { randomUUID } from 'node:crypto';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Path, StepContext, TriggerInput } from '../commands/command.js';
 import { COMMANDS } from '../commands/index.js';
-import type { ConnectionProvider } from '../connectors/connector.js';
+import { leavesFolder, type ConnectionProvider } from '../connectors/connector.js';
 import type { CounterStore } from '../counters/counter-store.js';
 import { LetheError, toLetheError, type ErrorDetails } from '../errors/index.js';
 import { didYouMean } from '../errors/suggest.js';
@@ -131,8 +131,7 @@ export async function runFlow(loaded: LoadedFlow, options: RunOptions): Promise<
       counters: options.counters,
       resolvePath(file, path) {
         const absolute = resolve(baseDir, file);
-        const inside = relative(baseDir, absolute);
-        if (options.confineFiles && (inside.startsWith('..') || isAbsolute(inside))) {
+        if (options.confineFiles && leavesFolder(baseDir, file)) {
           throw error('SOURCE_ERROR', `the path "${file}" leads outside the workspace's files folder`, {
             path,
             hint: 'use a path relative to the workspace folder, without ".."',

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'CONNECTION_ERROR' // a connection could not be opened or used
   | 'COUNTER_ERROR'
   | 'CANCELLED'
+  | 'CONFLICT' // the request clashes with what exists (an idempotency key used for another flow…)
   | 'INTERNAL';
 
 /** Where in a flow (or other source file) something is. `path` is like `steps[3].join.left`. */

@@ -39,7 +39,17 @@ export const TriggerSchema = Type.Object(
         {
           cron: Type.String({ minLength: 1, description: 'A cron expression (5 or 6 fields).' }),
           timezone: Type.Optional(
-            Type.String({ minLength: 1, description: 'IANA time zone, e.g. Asia/Tokyo.' }),
+            Type.String({
+              minLength: 1,
+              description: 'IANA time zone, e.g. Asia/Tokyo (default: the flow’s timezone, else UTC).',
+            }),
+          ),
+          missed: Type.Optional(
+            Type.Enum(['once', 'skip'], {
+              default: 'once',
+              description:
+                'Ticks missed while no server ran: once = fire the most recent one once; skip = fire none.',
+            }),
           ),
         },
         { additionalProperties: false },
@@ -69,6 +79,31 @@ export const TriggerSchema = Type.Object(
       Type.Object(
         {
           every: Duration,
+          step: Type.String({
+            pattern: STEP_ID_PATTERN,
+            errorMessage: STEP_ID_MESSAGE,
+            description: 'The input step to re-read; only this step runs when polling.',
+          }),
+          key: Type.Optional(
+            Type.Array(Type.String({ minLength: 1 }), {
+              minItems: 1,
+              uniqueItems: true,
+              description: 'Columns that identify a row: fires for unseen keys and for changed rows.',
+            }),
+          ),
+          cursor: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description: 'A column that only grows (an id, a time): fires for rows above the last seen.',
+            }),
+          ),
+          initial: Type.Optional(
+            Type.Enum(['baseline', 'fire'], {
+              default: 'baseline',
+              description:
+                'The first poll: baseline = remember the rows without firing; fire = fire for each.',
+            }),
+          ),
         },
         { additionalProperties: false },
       ),

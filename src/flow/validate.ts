@@ -175,6 +175,43 @@ function checkTrigger(raw: Record<string, unknown>, c: Collector): void {
       }
     }
   }
+  const poll = raw.trigger.poll;
+  if (isRecord(poll)) {
+    const every = typeof poll.every === 'string' ? /^([0-9]+)(ms|s|m|h|d)$/.exec(poll.every) : null;
+    if (every && (Number(every[1]) === 0 || (every[2] === 'ms' && Number(every[1]) < 1000))) {
+      c.error(['trigger', 'poll', 'every'], 'a poll runs at most once a second', { hint: 'use 1s or more' });
+    }
+    if (poll.key !== undefined && poll.cursor !== undefined) {
+      c.error(['trigger', 'poll', 'cursor'], 'a poll has either key or cursor, not both', {
+        atKey: true,
+        hint: 'key: columns that identify a row (fires for new and changed rows); cursor: a column that only grows (fires for new rows)',
+      });
+    } else if (poll.key === undefined && poll.cursor === undefined) {
+      c.error(['trigger', 'poll'], 'a poll needs key or cursor to tell new rows from seen ones', {
+        hint: 'key: [id] fires for new and changed rows; cursor: updated_at fires for rows above the last one seen',
+      });
+    }
+    if (typeof poll.step === 'string') {
+      const steps = Array.isArray(raw.steps) ? raw.steps.filter(isRecord) : [];
+      const ids = steps.map((step) => step.id).filter((id): id is string => typeof id === 'string');
+      const target = steps.find((step) => step.id === poll.step);
+      if (!target) {
+        c.error(['trigger', 'poll', 'step'], `no step "${poll.step}"${didYouMean(poll.step, ids)}`);
+      } else if (!isRecord(target.input)) {
+        c.error(['trigger', 'poll', 'step'], `step "${poll.step}" is not an input step`, {
+          hint: 'a poll re-reads one input step (a connection, a file or a request)',
+        });
+      } else if (target.input.trigger === true) {
+        c.error(
+          ['trigger', 'poll', 'step'],
+          `step "${poll.step}" reads the trigger's payload, which a poll makes`,
+          {
+            hint: 'poll the step that reads the source; read each new row with input: { trigger: true }',
+          },
+        );
+      }
+    }
+  }
 }
 
 /**

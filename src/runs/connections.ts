@@ -5,25 +5,25 @@
  */
 import { didYouMean } from '../errors/suggest.js';
 import { LetheError } from '../errors/index.js';
-import type { ConnectionProvider, ConnectorSession } from '../connectors/connector.js';
+import { leavesFolder, type ConnectionProvider, type ConnectorSession } from '../connectors/connector.js';
 import { CONNECTORS } from '../connectors/registry.js';
 import type { Vault } from '../security/vault.js';
 import type { ConnectionRow } from '../store/records.js';
 
 export class StoredConnections implements ConnectionProvider {
   private readonly sessions = new Map<string, Promise<ConnectorSession>>();
-  private readonly rows: Map<string, ConnectionRow>;
+  /** The workspace's connection rows, read on first use: most flows use none. */
+  private rows: Promise<Map<string, ConnectionRow>> | undefined;
+  private loaded: Map<string, ConnectionRow> | undefined;
 
   constructor(
-    rows: readonly ConnectionRow[],
+    private readonly load: () => Promise<readonly ConnectionRow[]>,
     private readonly vault: Vault,
     private readonly baseDir: string,
-  ) {
-    this.rows = new Map(rows.map((row) => [row.name, row]));
-  }
+  ) {}
 
   names(): string[] {
-    return [...this.rows.keys()];
+    return [...(this.loaded?.keys() ?? [])];
   }
 
   session(name: string): Promise<ConnectorSession> {
@@ -36,11 +36,13 @@ export class StoredConnections implements ConnectionProvider {
   }
 
   private async open(name: string): Promise<ConnectorSession> {
-    const row = this.rows.get(name);
+    this.rows ??= this.load().then((rows) => (this.loaded = new Map(rows.map((row) => [row.name, row]))));
+    const rows = await this.rows;
+    const row = rows.get(name);
     if (!row) {
       throw new LetheError(
         'CONNECTION_ERROR',
-        `no connection "${name}" in this workspace${didYouMean(name, this.rows.keys())}`,
+        `no connection "${name}" in this workspace${didYouMean(name, rows.keys())}`,
         {
           hint: 'create it with PUT /api/v1/workspaces/{ws}/connections/{name}',
         },
@@ -50,6 +52,16 @@ export class StoredConnections implements ConnectionProvider {
     if (!connector)
       throw new LetheError('CONNECTION_ERROR', `connection "${name}" has an unknown type "${row.type}"`);
     const settings = JSON.parse(row.settings) as Record<string, unknown>;
+    // Checked again here, not only when the connection was saved: rows may come from elsewhere.
+    for (const field of connector.fileSettings) {
+      const value = settings[field];
+      if (typeof value === 'string' && value !== ':memory:' && leavesFolder(this.baseDir, value)) {
+        throw new LetheError(
+          'CONNECTION_ERROR',
+          `the ${field} of connection "${name}" leads outside the workspace's files folder`,
+        );
+      }
+    }
     const secrets = JSON.parse(row.secrets) as Record<string, string>;
     for (const [field, ciphertext] of Object.entries(secrets)) {
       settings[field] = await this.vault.decrypt(row.workspace_id, name, field, ciphertext);

@@ -20,6 +20,7 @@ import type { Vault } from '../security/vault.js';
 import { newId } from '../store/ids.js';
 import type { Store } from '../store/index.js';
 import type { RunInput, RunOutcome, RunRow } from '../store/runs.js';
+import type { Workspace } from '../store/workspaces.js';
 import { tableFromRecords, type Table } from '../table/index.js';
 import { StoredConnections } from './connections.js';
 import { FlowCache } from './flow-cache.js';
@@ -36,6 +37,12 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set([
 
 /** Rows of each step's output kept in execution details (standard flows). */
 export const SAMPLE_ROWS = 20;
+
+/** Standard runs' inputs kept in memory (besides the store) at most, to save reading them back. */
+const MEMORY_INPUTS = 10_000;
+
+/** How long a workspace read for a run is reused. */
+const WORKSPACE_CACHE_MS = 5000;
 
 export interface RunnerOptions {
   store: Store;
@@ -86,8 +93,12 @@ export class Runner {
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly stopReasons = new Map<string, StopReason>();
   private readonly waiters = new Map<string, ((completion: RunCompletion) => void)[]>();
-  /** Input of confidential runs: never written anywhere. */
+  /**
+   * Inputs of runs made by this process, so they need not be read back: confidential runs'
+   * inputs live only here; standard runs' are also in the store, and kept here while few.
+   */
   private readonly memoryInputs = new Map<string, RunInput>();
+  private readonly workspaces = new Map<string, { workspace: Workspace | undefined; until: number }>();
   private timer: NodeJS.Timeout | undefined;
   private accepting = false;
 
@@ -117,19 +128,26 @@ export class Runner {
     return recovered;
   }
 
-  /** Keep a confidential run's input in memory until it ends. */
-  holdInput(runId: string, input: RunInput): void {
-    this.memoryInputs.set(runId, input);
+  /**
+   * Keep a run's input in memory until it ends: always for confidential runs (it exists
+   * nowhere else), for standard runs only while the number held is small.
+   */
+  holdInput(runId: string, input: RunInput, confidential: boolean): void {
+    if (confidential || this.memoryInputs.size < MEMORY_INPUTS) this.memoryInputs.set(runId, input);
   }
 
   dropInput(runId: string): void {
     this.memoryInputs.delete(runId);
   }
 
-  /** A run was queued (or re-queued) and may be due now. */
-  notify(runId: string): void {
+  /**
+   * A run was queued (or re-queued) and may be due now. `urgent` runs (someone waits for their
+   * result) go to the front of the line.
+   */
+  notify(runId: string, urgent = false): void {
     if (!this.accepting || this.readySet.has(runId) || this.running.has(runId)) return;
-    this.ready.push(runId);
+    if (urgent) this.ready.unshift(runId);
+    else this.ready.push(runId);
     this.readySet.add(runId);
     this.pump();
   }
@@ -234,18 +252,19 @@ export class Runner {
     const run = await this.store.runs.claim(runId, Date.now());
     if (!run) return; // someone else took it, or it is no longer queued
     const started = performance.now();
-    const workspace = await this.store.workspaces.byId(run.workspace_id);
+    const workspace = await this.workspace(run.workspace_id);
     let result: RunResult | undefined;
     let error: LetheError | undefined;
     const connections = new StoredConnections(
-      workspace ? await this.store.connections.all(workspace.id) : [],
+      () => this.store.connections.all(run.workspace_id),
       this.options.vault,
       this.filesDir(workspace?.name ?? run.workspace_id),
     );
     try {
       if (!workspace) throw new LetheError('FLOW_INVALID', 'the workspace of this run no longer exists');
       const input =
-        run.input_kept === 1 ? await this.store.runs.input(run.id) : this.memoryInputs.get(run.id);
+        this.memoryInputs.get(run.id) ??
+        (run.input_kept === 1 ? await this.store.runs.input(run.id) : undefined);
       if (input === undefined && run.input_kept === 0 && run.trigger !== 'schedule') {
         throw new LetheError(
           'SOURCE_ERROR',
@@ -326,14 +345,23 @@ export class Runner {
         });
       }
     });
-    if (status !== 'incomplete') this.memoryInputs.delete(run.id);
+    this.memoryInputs.delete(run.id);
     this.options.onFinished?.(run, status, result);
     this.complete({ runId: run.id, status, response: result?.response, error });
   }
 
+  private async workspace(id: string): Promise<Workspace | undefined> {
+    const now = Date.now();
+    const cached = this.workspaces.get(id);
+    if (cached && cached.until > now) return cached.workspace;
+    const workspace = await this.store.workspaces.byId(id);
+    this.workspaces.set(id, { workspace, until: now + WORKSPACE_CACHE_MS });
+    return workspace;
+  }
+
   private async retryPolicy(run: RunRow): Promise<{ backoff?: string; delay?: string } | undefined> {
     try {
-      const workspace = await this.store.workspaces.byId(run.workspace_id);
+      const workspace = await this.workspace(run.workspace_id);
       if (!workspace) return undefined;
       const loaded = await this.flows.get(workspace.id, workspace.name, run.flow_name, run.flow_version);
       return loaded.flow.retry;

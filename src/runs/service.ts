@@ -27,6 +27,8 @@ export interface CreateRun {
   idempotencyKey?: string;
   /** The gateway log entry of the webhook that made this run (written with it). */
   gateway?: Omit<GatewayLogRow, 'run_id'>;
+  /** Someone waits for the result: run it before queued work. */
+  urgent?: boolean;
 }
 
 export interface CreatedRun {
@@ -52,6 +54,20 @@ export class RunService {
     private readonly runner: Runner,
   ) {}
 
+  /** The earlier run of an idempotency key — which must be one of the same flow. */
+  private duplicateOf(earlier: RunRow, flow: FlowRow): CreatedRun {
+    if (earlier.flow_name !== flow.name) {
+      throw new LetheError(
+        'CONFLICT',
+        `this Idempotency-Key was already used for a run of flow "${earlier.flow_name}"`,
+        {
+          hint: 'use a new key for each distinct request',
+        },
+      );
+    }
+    return { run: earlier, duplicate: true };
+  }
+
   async create(request: CreateRun): Promise<CreatedRun> {
     const { workspace, flow } = request;
     const key = request.idempotencyKey;
@@ -60,7 +76,7 @@ export class RunService {
     }
     if (key !== undefined) {
       const earlier = await this.store.runs.byIdempotencyKey(workspace.id, key);
-      if (earlier) return { run: earlier, duplicate: true };
+      if (earlier) return this.duplicateOf(earlier, flow);
     }
     const loaded = await this.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
     // Parameters are checked now, so that a caller hears of a mistake instead of a failed run.
@@ -90,7 +106,7 @@ export class RunService {
       idempotency_key: key ?? null,
       input_kept: confidential ? 0 : 1,
     };
-    if (confidential) this.runner.holdInput(run.id, input);
+    this.runner.holdInput(run.id, input, confidential);
     try {
       await this.store.commits.submit(async (trx) => {
         await this.store.runs.insert(trx, run, input);
@@ -103,14 +119,14 @@ export class RunService {
         }
       });
     } catch (error) {
-      if (confidential) this.runner.dropInput(run.id);
+      this.runner.dropInput(run.id);
       if (key !== undefined && isUniqueViolation(error)) {
         const earlier = await this.store.runs.byIdempotencyKey(workspace.id, key);
-        if (earlier) return { run: earlier, duplicate: true };
+        if (earlier) return this.duplicateOf(earlier, flow);
       }
       throw error;
     }
-    this.runner.notify(run.id);
+    this.runner.notify(run.id, request.urgent === true);
     return { run, duplicate: false };
   }
 }

@@ -10,6 +10,8 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
+import { schemaProblems } from '../document/schema-problems.js';
+import { formatPath } from '../document/source.js';
 import type { ServerContext } from './context.js';
 import { errorResponse } from './http-errors.js';
 import { apiPlugin } from './plugins/api.js';
@@ -24,7 +26,8 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: context.config.bodyLimit,
     trustProxy: false,
-    return503OnClosing: true,
+    // Closing is answered below, with `Connection: close`, so keep-alive clients let go.
+    return503OnClosing: false,
     routerOptions: { maxParamLength: 500 },
   });
 
@@ -33,17 +36,36 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
       // Path and query values arrive as text: convert them to the schema's types first.
       const value = httpPart === 'body' ? data : Value.Convert(schema as TSchema, data);
       if (Value.Check(schema as TSchema, value)) return { value };
-      const first = Value.Errors(schema as TSchema, value)[0];
-      const where = first?.instancePath ? `${first.instancePath}: ` : '';
-      return {
-        error: Object.assign(new Error(`${where}${first?.message ?? 'invalid'}`), {
-          statusCode: 400,
-          code: 'INVALID_REQUEST',
-        }),
-      };
+      // The same messages as for flow files: "unknown field "parms" (did you mean "params"?)".
+      const problems = schemaProblems(schema as TSchema, value).map((problem) =>
+        problem.path.length > 0
+          ? `${httpPart} ${formatPath(problem.path)}: ${problem.message}`
+          : `${httpPart}: ${problem.message}`,
+      );
+      const message = problems.join('; ') || `${httpPart} is invalid`;
+      return { error: Object.assign(new Error(message), { statusCode: 400, code: 'INVALID_REQUEST' }) };
     };
   });
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  // Once shutdown begins, every answer closes its connection, and new requests get 503: a
+  // keep-alive client would otherwise hold the server open until its idle timeout.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (context.isAccepting()) return;
+    reply.header('connection', 'close');
+    if (context.isStarted()) {
+      await reply
+        .code(503)
+        .send({ error: { code: 'SHUTTING_DOWN', message: 'the server is shutting down; retry shortly' } });
+    }
+  });
+
+  // A response that goes out after shutdown began (its request came just before) closes its
+  // connection too, so no keep-alive connection stays open once the answers are out.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (!context.isAccepting() && context.isStarted()) reply.header('connection', 'close');
+    return payload;
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info(
@@ -59,15 +81,13 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
 
   app.setErrorHandler(async (error, request, reply) => {
     const { status, body } = errorResponse(error);
-    if (status >= 500) request.log.error({ code: body.error.code }, 'request failed');
+    if (status >= 500 && status !== 503) request.log.error({ code: body.error.code }, 'request failed');
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler(async (request, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
-      }),
+    reply.code(404).send({
+      error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+    }),
   );
 
   await app.register(swagger, {

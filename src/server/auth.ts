@@ -37,7 +37,10 @@ export async function authenticate(context: ServerContext, request: FastifyReque
   return principal;
 }
 
-/** A preHandler for routes under /api/v1/workspaces/:ws: authenticate, find the workspace, check the role. */
+/**
+ * An onRequest hook for routes under /api/v1/workspaces/:ws: authenticate, find the workspace,
+ * check the role — before the body is even parsed, so an anonymous caller learns nothing.
+ */
 export function guard(context: ServerContext, action: Action) {
   return async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const principal = await authenticate(context, request);

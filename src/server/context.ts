@@ -15,6 +15,10 @@ export interface ServerContext {
   runs: RunService;
   metrics: Metrics;
   logger: Logger;
+  /** Schedules and polls: told when flows change, so changes take effect at once. */
+  triggers?: { refresh(): Promise<void> };
   /** False while starting and once shutdown has begun (for /readyz and intake). */
   isAccepting(): boolean;
+  /** True once the server has been listening (so "not accepting" means "shutting down"). */
+  isStarted(): boolean;
 }

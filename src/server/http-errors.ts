@@ -25,7 +25,53 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   CONNECTIONS_INVALID: 400,
   PARAM_INVALID: 400,
   EXPRESSION_SYNTAX: 400,
+  CONFLICT: 409,
 };
+
+/** Fastify's own request errors, said the way the rest of the API says things. */
+const FASTIFY_ERRORS: Record<string, { status: number; error: ErrorBody['error'] }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    status: 400,
+    error: {
+      code: 'INVALID_JSON',
+      message: 'the body is not valid JSON',
+      hint: 'send a JSON document with Content-Type: application/json',
+    },
+  },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    status: 400,
+    error: {
+      code: 'EMPTY_BODY',
+      message: 'the body is empty but Content-Type says application/json',
+      hint: 'send a JSON document, or leave out the Content-Type header',
+    },
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    status: 413,
+    error: {
+      code: 'BODY_TOO_LARGE',
+      message: 'the body is larger than this server accepts',
+      hint: 'the limit is LETHE_BODY_LIMIT bytes (default 1 MiB)',
+    },
+  },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    error: {
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+      message: 'this route does not accept that Content-Type',
+      hint: 'send application/json (flows also take application/yaml)',
+    },
+  },
+};
+
+/** One line for several problems: the first few, and how many more (each is in `errors`). */
+function summarize(errors: readonly LetheError[]): string {
+  const first = (error: LetheError) => formatError(error).split('\n')[0]!;
+  if (errors.length === 1) return first(errors[0]!);
+  const shown = errors.slice(0, 3).map(first).join('; ');
+  const more = errors.length > 3 ? `; and ${errors.length - 3} more` : '';
+  return `${errors.length} problems: ${shown}${more}`;
+}
 
 export interface ErrorBody {
   error: {
@@ -51,7 +97,7 @@ export function errorResponse(error: unknown): { status: number; body: ErrorBody
       body: {
         error: {
           code: error.code,
-          message: `${error.errors.length} problem${error.errors.length === 1 ? '' : 's'} found`,
+          message: summarize(error.errors),
           errors: error.errors.map((e) => ({
             message: formatError(e),
             ...(e.details.location?.line !== undefined ? { line: e.details.location.line } : {}),
@@ -75,6 +121,8 @@ export function errorResponse(error: unknown): { status: number; body: ErrorBody
     };
   }
   const fastify = error as { statusCode?: number; code?: string; message?: string; validation?: unknown };
+  const known = fastify?.code === undefined ? undefined : FASTIFY_ERRORS[fastify.code];
+  if (known) return { status: known.status, body: { error: known.error } };
   if (typeof fastify?.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
     return {
       status: fastify.statusCode,

@@ -51,7 +51,8 @@ export async function startServer(
     dataDir: config.dataDir,
     sqliteSynchronous: config.sqliteSynchronous,
   });
-  let accepting = false;
+  // starting → accepting → closing
+  let phase: 'starting' | 'accepting' | 'closing' = 'starting';
   try {
     const workspace = await store.workspaces.ensure(DEFAULT_WORKSPACE);
     const vault = new Vault(store.workspaceKeys, loadMasterKey(config.dataDir));
@@ -77,19 +78,21 @@ export async function startServer(
       runs,
       metrics,
       logger,
-      isAccepting: () => accepting,
+      isAccepting: () => phase === 'accepting',
+      isStarted: () => phase !== 'starting',
     };
     if (config.seedExamples)
       await seedExamples(store, workspace, join(config.dataDir, 'files', workspace.name));
+    const triggers = new Triggers(context);
+    context.triggers = triggers;
     const app = await buildApp(context);
     const recovered = await runner.start();
     if (recovered.requeued + recovered.deadLettered > 0) {
       logger.warn(recovered, 'runs left running by an earlier stop were recovered');
     }
-    const triggers = new Triggers(context);
     await triggers.start();
     const address = await app.listen({ port: config.port, host: config.host });
-    accepting = true;
+    phase = 'accepting';
     logger.info(
       { url: address, store: store.dialect, concurrency: config.concurrency },
       'lethe is listening',
@@ -98,11 +101,17 @@ export async function startServer(
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
-        accepting = false;
+        phase = 'closing';
         logger.info('shutting down: intake closed');
+        // In-flight requests finish; a connection still open after the grace period is cut.
+        const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
         await app.close();
+        clearTimeout(cut);
+        logger.debug('http closed');
         await triggers.stop();
+        logger.debug('triggers stopped');
         await runner.stop(config.shutdownGraceMs);
+        logger.debug('runner stopped');
         await store.close();
         logger.info('stopped');
       })());

@@ -53,7 +53,7 @@ describe.concurrent('--input', () => {
       files(dir, { 'flow.yaml': trigger });
       const result = await lethe(['run', 'flow.yaml', '--input', 'nope.csv'], { cwd: dir });
       expect(result.code).toBe(2);
-      expect(result.stderr).toBe(`cannot read "${join(dir, 'nope.csv')}": no such file\n`);
+      expect(result.stderr).toBe('cannot read "nope.csv": no such file\n');
     });
   });
 

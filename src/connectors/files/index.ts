@@ -74,7 +74,7 @@ export async function readTableFile(
     const info = await stat(path);
     if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
   } catch (error) {
-    throw fileError(error, path, 'read');
+    throw fileError(error, options.displayName ?? path, 'read');
   }
   const opened: ReturnType<typeof createReadStream>[] = [];
   const open = () => {
@@ -94,7 +94,7 @@ export async function readTableFile(
     );
   } catch (error) {
     if (error instanceof LetheError || context.signal.aborted) throw error;
-    throw fileError(error, path, 'read');
+    throw fileError(error, options.displayName ?? path, 'read');
   } finally {
     for (const stream of opened) stream.destroy();
   }
@@ -114,7 +114,7 @@ export async function writeTableFile(
   try {
     await mkdir(folder, { recursive: true });
   } catch (error) {
-    throw fileError(error, folder, 'write');
+    throw fileError(error, dirname(options.displayName ?? path), 'write');
   }
   const sink = createWriteStream(temporary);
   try {
@@ -139,6 +139,6 @@ export async function writeTableFile(
     await unlink(temporary).catch(() => undefined);
     if (context.signal.aborted) throw context.signal.reason;
     if (error instanceof LetheError) throw error;
-    throw fileError(error, path, 'write');
+    throw fileError(error, options.displayName ?? path, 'write');
   }
 }

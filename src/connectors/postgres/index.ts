@@ -12,5 +12,6 @@ export const postgresConnector: Connector = {
     'PostgreSQL (node-postgres). Queries bind $1… parameters; int8 and numeric beyond double precision read as text, timestamptz as UTC ISO text, json as values; arrays are written as arrays into array columns, other nested values as JSON text.',
   settingsSchema: postgresSettingsSchema,
   secretSettings: ['password', 'url'],
+  fileSettings: ['sslRootCert'],
   open: async (connection) => (await import('./session.js')).openSession(connection),
 };

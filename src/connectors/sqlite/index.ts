@@ -11,5 +11,6 @@ export const sqliteConnector: Connector = {
     'SQLite database file (better-sqlite3). Integers beyond 2^53 read as text, BLOBs as base64; booleans are written as 1/0 and nested values as JSON text.',
   settingsSchema: sqliteSettingsSchema,
   secretSettings: [],
+  fileSettings: ['path'],
   open: async (connection) => (await import('./session.js')).openDatabase(connection),
 };

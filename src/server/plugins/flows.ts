@@ -12,7 +12,7 @@ import type { FlowRow } from '../../store/flows.js';
 import { guard, principalOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
-import { GUARDED_ERRORS, PageOf, PageQuery, WorkspaceParams } from './schemas.js';
+import { BODY_ERRORS, GUARDED_ERRORS, PageOf, PageQuery, WorkspaceParams } from './schemas.js';
 
 const FLOW_TEXT_TYPES = [
   'application/yaml',
@@ -59,7 +59,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
   app.put(
     '/workspaces/:ws/flows/:name',
     {
-      preHandler: guard(context, 'flow.write'),
+      onRequest: guard(context, 'flow.write'),
       schema: {
         summary: 'Create or update a flow (a new version when its text changed)',
         tags: ['flows'],
@@ -69,6 +69,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
           200: Type.Object({ flow: FlowSummary, changed: Type.Boolean() }),
           201: Type.Object({ flow: FlowSummary, changed: Type.Boolean() }),
           ...GUARDED_ERRORS,
+          ...BODY_ERRORS,
         },
       },
     },
@@ -95,6 +96,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
         format,
         author: `token:${principalOf(request).tokenId}`,
       });
+      if (changed) void context.triggers?.refresh();
       return reply.code(created ? 201 : 200).send({ flow: summary(flow), changed });
     },
   );
@@ -102,7 +104,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
   app.get(
     '/workspaces/:ws/flows',
     {
-      preHandler: guard(context, 'flow.read'),
+      onRequest: guard(context, 'flow.read'),
       schema: {
         summary: 'List flows',
         tags: ['flows'],
@@ -121,7 +123,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
   app.get(
     '/workspaces/:ws/flows/:name',
     {
-      preHandler: guard(context, 'flow.read'),
+      onRequest: guard(context, 'flow.read'),
       schema: {
         summary: 'Read a flow: its current text and its versions',
         tags: ['flows'],
@@ -162,7 +164,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
   app.get(
     '/workspaces/:ws/flows/:name/versions/:version',
     {
-      preHandler: guard(context, 'flow.read'),
+      onRequest: guard(context, 'flow.read'),
       schema: {
         summary: 'Read one version of a flow',
         tags: ['flows'],
@@ -200,7 +202,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
   app.delete(
     '/workspaces/:ws/flows/:name',
     {
-      preHandler: guard(context, 'flow.write'),
+      onRequest: guard(context, 'flow.write'),
       schema: {
         summary: 'Delete a flow and its versions',
         tags: ['flows'],
@@ -212,6 +214,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
       const { name } = request.params as { name: string };
       if (!(await context.store.flows.delete(workspaceOf(request).id, name)))
         throw notFound(`flow "${name}"`);
+      void context.triggers?.refresh();
       return reply.code(204).send();
     },
   );

@@ -121,6 +121,7 @@ export async function hooksPlugin(app: FastifyInstance, context: ServerContext):
       trigger: 'webhook',
       payload,
       idempotencyKey,
+      urgent: hook.respond === 'result',
       gateway: {
         id: newId(now),
         workspace_id: hook.workspace.id,

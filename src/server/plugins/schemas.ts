@@ -38,3 +38,59 @@ export function PageOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
 
 /** Error replies every guarded route may give. */
 export const GUARDED_ERRORS = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply };
+
+/** Replies of routes that take a body: too large (413), or of a type the route does not read (415). */
+export const BODY_ERRORS = { 413: ErrorReply, 415: ErrorReply };
+
+/** Conflicts: the resource is not in a state that allows the request (409). */
+export const CONFLICT_ERRORS = { 409: ErrorReply };
+
+export const RunParams = Type.Object({
+  ws: Type.String({ description: 'Workspace name' }),
+  id: Type.String({ description: 'Run id' }),
+});
+
+export const IdParams = Type.Object({
+  ws: Type.String({ description: 'Workspace name' }),
+  id: Type.String({ description: 'Id of the item' }),
+});
+
+/** A time as ISO 8601 text (UTC). */
+export const Time = Type.String({ description: 'ISO 8601 time (UTC)' });
+export const MaybeTime = Type.Union([Time, Type.Null()]);
+
+export function isoTime(ms: number): string;
+export function isoTime(ms: number | null): string | null;
+export function isoTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(Number(ms)).toISOString();
+}
+
+export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'incomplete'] as const;
+
+export const RunStatusSchema = Type.Union(
+  RUN_STATUSES.map((status) => Type.Literal(status)),
+  { description: 'queued → running → succeeded | failed | incomplete (the dead-letter queue)' },
+);
+
+/** A run as the activity stream keeps it: ids, status, times and counts — never values. */
+export const RunSummary = Type.Object({
+  id: Type.String(),
+  flow: Type.String(),
+  version: Type.Integer({ description: 'The flow version the run uses' }),
+  trigger: Type.String({ description: 'manual | schedule | webhook | poll' }),
+  privacy: Type.String({ description: 'standard | confidential' }),
+  status: RunStatusSchema,
+  attempt: Type.Integer({ description: 'Attempts started so far' }),
+  maxAttempts: Type.Integer(),
+  queuedAt: Time,
+  startedAt: MaybeTime,
+  finishedAt: MaybeTime,
+  durationMs: Type.Union([Type.Integer(), Type.Null()]),
+  rowsRead: Type.Union([Type.Integer(), Type.Null()]),
+  rowsWritten: Type.Union([Type.Integer(), Type.Null()]),
+  errorCode: Type.Union([Type.String(), Type.Null()], { description: 'The error class, never its message' }),
+  errorStep: Type.Union([Type.String(), Type.Null()]),
+  inputKept: Type.Boolean({
+    description: 'Whether the trigger input was written to the store (never for confidential flows)',
+  }),
+});

@@ -1,0 +1,124 @@
+/**
+ * The dead-letter queue: runs that ended `incomplete` (their attempts spent, or stopped by a
+ * crash), kept with their trigger input for standard flows so they can be retried. Retry sends
+ * one back to the queue with fresh attempts; discard gives up on it (it becomes failed,
+ * DISCARDED, and its input is deleted).
+ */
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { pageLimit } from '../../store/ids.js';
+import { guard, workspaceOf } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import { HttpError, notFound } from '../http-errors.js';
+import { inputNote, runSummary } from './runs.js';
+import {
+  CONFLICT_ERRORS,
+  GUARDED_ERRORS,
+  PageOf,
+  PageQuery,
+  RunParams,
+  RunStatusSchema,
+  RunSummary,
+} from './schemas.js';
+
+const DlqItem = Type.Object({
+  ...RunSummary.properties,
+  note: Type.Optional(Type.String({ description: 'Said when the input was not kept (confidential flows)' })),
+});
+
+export async function dlqPlugin(app: FastifyInstance, context: ServerContext): Promise<void> {
+  /** The run, if it is in this workspace's dead-letter queue; a 404 or 409 otherwise. */
+  async function incomplete(workspaceId: string, id: string) {
+    const run = await context.store.runs.inWorkspace(workspaceId, id);
+    if (!run) throw notFound(`run "${id}"`);
+    if (run.status !== 'incomplete') {
+      throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" is ${run.status}, not in the dead-letter queue`);
+    }
+    return run;
+  }
+
+  app.get(
+    '/workspaces/:ws/dlq',
+    {
+      onRequest: guard(context, 'dlq.read'),
+      schema: {
+        summary: 'The dead-letter queue: incomplete runs, newest first',
+        tags: ['dlq'],
+        params: Type.Object({ ws: Type.String() }),
+        querystring: Type.Object({
+          ...PageQuery.properties,
+          flow: Type.Optional(Type.String({ description: 'Only runs of this flow' })),
+        }),
+        response: { 200: PageOf(DlqItem), ...GUARDED_ERRORS },
+      },
+    },
+    async (request) => {
+      const { limit, cursor, flow } = request.query as { limit?: number; cursor?: string; flow?: string };
+      const page = await context.store.runs.list(
+        workspaceOf(request).id,
+        { flow, status: 'incomplete' },
+        pageLimit(limit),
+        cursor,
+      );
+      return {
+        items: page.items.map((run) => {
+          const note = inputNote(run);
+          return { ...runSummary(run), ...(note ? { note } : {}) };
+        }),
+        next: page.next,
+      };
+    },
+  );
+
+  app.post(
+    '/workspaces/:ws/dlq/:id/retry',
+    {
+      onRequest: guard(context, 'dlq.write'),
+      schema: {
+        summary: 'Retry an incomplete run: back to the queue with fresh attempts',
+        tags: ['dlq'],
+        params: RunParams,
+        response: {
+          202: Type.Object({ runId: Type.String(), status: RunStatusSchema }),
+          ...GUARDED_ERRORS,
+          ...CONFLICT_ERRORS,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const workspace = workspaceOf(request);
+      await incomplete(workspace.id, id);
+      // Another request may have retried or discarded it meanwhile: the update says.
+      if (!(await context.store.runs.retry(workspace.id, id, Date.now()))) {
+        throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" left the dead-letter queue meanwhile`);
+      }
+      context.runner.notify(id);
+      return reply.code(202).send({ runId: id, status: 'queued' });
+    },
+  );
+
+  app.delete(
+    '/workspaces/:ws/dlq/:id',
+    {
+      onRequest: guard(context, 'dlq.write'),
+      schema: {
+        summary: 'Discard an incomplete run: it becomes failed (DISCARDED) and its input is deleted',
+        tags: ['dlq'],
+        params: RunParams,
+        response: { 204: Type.Null(), ...GUARDED_ERRORS, ...CONFLICT_ERRORS },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const workspace = workspaceOf(request);
+      await incomplete(workspace.id, id);
+      if (!(await context.store.runs.discard(workspace.id, id))) {
+        throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" left the dead-letter queue meanwhile`);
+      }
+      // A confidential run's input, held in memory for a retry, goes too.
+      context.runner.dropInput(id);
+      return reply.code(204).send();
+    },
+  );
+}
