@@ -121,18 +121,34 @@ async function stop(child: ChildProcess): Promise<void> {
 async function withLethe<T>(work: (url: string, child: ChildProcess) => Promise<T>): Promise<T> {
   const dataDir = mkdtempSync(join(tmpdir(), 'lethe-bench-'));
   const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'bin', 'lethe.js'), 'serve', '--port', String(port), '--data-dir', dataDir], {
-    env: { ...process.env, LETHE_SEED_EXAMPLES: '0', LETHE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(root, 'bin', 'lethe.js'), 'serve', '--port', String(port), '--data-dir', dataDir],
+    {
+      env: { ...process.env, LETHE_SEED_EXAMPLES: '0', LETHE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(`${url}/healthz`);
     const token = await new Promise<string>((resolveToken, reject) => {
-      const maker = spawn(process.execPath, [join(root, 'bin', 'lethe.js'), 'token', 'create', '--workspace', 'default', '--role', 'admin', '--data-dir', dataDir]);
+      const maker = spawn(process.execPath, [
+        join(root, 'bin', 'lethe.js'),
+        'token',
+        'create',
+        '--workspace',
+        'default',
+        '--role',
+        'admin',
+        '--data-dir',
+        dataDir,
+      ]);
       let out = '';
       maker.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-      maker.on('exit', (code) => (code === 0 ? resolveToken(out.trim()) : reject(new Error('token create failed'))));
+      maker.on('exit', (code) =>
+        code === 0 ? resolveToken(out.trim()) : reject(new Error('token create failed')),
+      );
     });
     for (const [name, flow] of [
       ['intake', INTAKE_FLOW],
@@ -154,7 +170,9 @@ async function withLethe<T>(work: (url: string, child: ChildProcess) => Promise<
 
 async function withBare<T>(mode: 'accept' | 'result', work: (url: string) => Promise<T>): Promise<T> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(here, 'bare-server.mjs'), mode, String(port)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [join(here, 'bare-server.mjs'), mode, String(port)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitFor(`${url}/nope`);
@@ -169,7 +187,9 @@ const mb = (bytes: number) => `${Math.round(bytes / 1048576)} MB`;
 
 export async function webhooksBenchmark(): Promise<void> {
   const body = orderBody();
-  console.log(`webhooks benchmark: 50 connections, ${process.env.BENCH_SECONDS ?? 10} s each, body ${body.length} bytes`);
+  console.log(
+    `webhooks benchmark: 50 connections, ${process.env.BENCH_SECONDS ?? 10} s each, body ${body.length} bytes`,
+  );
   console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores\n`);
 
   const bareAccept = await withBare('accept', (url) => load(`${url}/hooks/default/intake`, body));
@@ -195,7 +215,13 @@ export async function webhooksBenchmark(): Promise<void> {
       `${name.padEnd(32)} ${fmt(m.requests).padStart(7)} ${String(m.p50).padStart(8)} ${String(m.p99).padStart(8)} ${String(m.errors).padStart(8)} ${String(m.non2xx).padStart(8)}`,
     );
   }
-  console.log(`\nintake: Lethe does ${((100 * lethe.intake.requests) / bareAccept.requests).toFixed(1)}% of bare Fastify's req/s (target ≥ 40%), p99 ${lethe.intake.p99} ms (target < 20 ms)`);
-  console.log(`end to end: Lethe does ${((100 * lethe.endToEnd.requests) / bareResult.requests).toFixed(1)}% of bare Fastify's req/s, ${fmt(lethe.endToEnd.requests)} req/s (target ≥ 5,000)`);
-  console.log(`server RSS: idle ${mb(lethe.idle)}, after intake ${mb(lethe.afterIntake)}, after end to end ${mb(lethe.afterAll)} (targets: idle ≤ 100 MB, under load ≤ 200 MB)`);
+  console.log(
+    `\nintake: Lethe does ${((100 * lethe.intake.requests) / bareAccept.requests).toFixed(1)}% of bare Fastify's req/s (target ≥ 40%), p99 ${lethe.intake.p99} ms (target < 20 ms)`,
+  );
+  console.log(
+    `end to end: Lethe does ${((100 * lethe.endToEnd.requests) / bareResult.requests).toFixed(1)}% of bare Fastify's req/s, ${fmt(lethe.endToEnd.requests)} req/s (target ≥ 5,000)`,
+  );
+  console.log(
+    `server RSS: idle ${mb(lethe.idle)}, after intake ${mb(lethe.afterIntake)}, after end to end ${mb(lethe.afterAll)} (targets: idle ≤ 100 MB, under load ≤ 200 MB)`,
+  );
 }
