@@ -7,6 +7,7 @@
  */
 import { LetheError } from '../errors/index.js';
 import { resolveParams } from '../flow/load.js';
+import { isUniqueViolation } from '../store/database.js';
 import { newId } from '../store/ids.js';
 import type { Store } from '../store/index.js';
 import type { GatewayLogRow } from '../store/records.js';
@@ -38,15 +39,6 @@ export interface CreatedRun {
 }
 
 const MAX_IDEMPOTENCY_KEY = 200;
-
-function isUniqueViolation(error: unknown): boolean {
-  const e = error as { code?: string; message?: string };
-  return (
-    e?.code === '23505' ||
-    e?.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
-    /UNIQUE constraint failed/.test(e?.message ?? '')
-  );
-}
 
 export class RunService {
   constructor(

@@ -12,7 +12,7 @@
  *   ciphertext copied to another place does not decrypt.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LetheError } from '../errors/index.js';
 import type { WorkspaceKeyRepository } from '../store/records.js';
@@ -34,9 +34,13 @@ function fingerprint(key: Buffer): string {
 /** Parse a 256-bit key given as base64 or hex. */
 export function parseKey(text: string, where: string): Buffer {
   const trimmed = text.trim();
+  // Node's base64 decoder skips characters it does not know, so check the alphabet first: a
+  // passphrase that happened to decode to 32 bytes must not pass for a key.
   const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
     ? Buffer.from(trimmed, 'hex')
-    : Buffer.from(trimmed, 'base64');
+    : /^[A-Za-z0-9+/]{43}=?$|^[A-Za-z0-9_-]{43}$/.test(trimmed)
+      ? Buffer.from(trimmed, 'base64')
+      : Buffer.alloc(0);
   if (key.length !== KEY_BYTES) {
     throw new LetheError(
       'USAGE',
@@ -61,12 +65,16 @@ export function loadMasterKey(
   }
   const file = join(dataDir, 'master.key');
   if (!existsSync(file)) {
-    const key = randomBytes(KEY_BYTES);
-    // 'wx' refuses to overwrite a key another process has just written.
+    // Written whole to a temporary file, then linked into place: link fails if another
+    // process made the key first, and nobody ever reads a half-written key.
+    const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    writeFileSync(temporary, `${randomBytes(KEY_BYTES).toString('base64')}\n`, { mode: 0o600 });
     try {
-      writeFileSync(file, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+      linkSync(temporary, file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      unlinkSync(temporary);
     }
   }
   chmodSync(file, 0o600);
@@ -96,8 +104,10 @@ function open(key: Buffer, sealed: string, aad: string): Buffer {
 
 const workspaceKeyAad = (workspaceId: string, version: number) =>
   `lethe/workspace-key/v1/${workspaceId}/${version}`;
+// JSON keeps the parts apart: with plain "/" joins, connection "a/b" + field "c" and connection
+// "a" + field "b/c" would bind to the same data.
 const secretAad = (workspaceId: string, connection: string, field: string) =>
-  `lethe/secret/v1/${workspaceId}/${connection}/${field}`;
+  `lethe/secret/v1/${JSON.stringify([workspaceId, connection, field])}`;
 
 export class Vault {
   /** Unwrapped data keys by workspace and version (they never leave memory). */

@@ -5,6 +5,7 @@
 import type { Kysely } from 'kysely';
 import { LetheError } from '../errors/index.js';
 import type { Flow } from '../flow/validate.js';
+import { isUniqueViolation } from './database.js';
 import { decodeCursor, toPage, type Page } from './ids.js';
 import type { Database, FlowsTable, FlowVersionsTable } from './schema.js';
 
@@ -92,6 +93,19 @@ export class FlowRepository {
 
   /** Store a flow; a new version when its text changed. */
   async put(input: PutFlow): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.putOnce(input);
+      } catch (error) {
+        // Another put of this flow (same version number), or of a flow taking the same webhook
+        // path, committed between our reads and our writes: read again. The second time round
+        // the version follows theirs, or the path check names the flow that holds the path.
+        if (!isUniqueViolation(error) || attempt >= 10) throw error;
+      }
+    }
+  }
+
+  private async putOnce(input: PutFlow): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
     const { workspaceId, flow, source, format, author } = input;
     const name = flow.name;
     const { kind, webhookPath } = triggerOf(flow);

@@ -18,7 +18,8 @@ interface Pending {
 
 export class GroupCommit {
   private pending: Pending[] = [];
-  private flushing = false;
+  /** The flush under way, if any: it runs until nothing is pending. */
+  private flushing: Promise<void> | undefined;
   private closed = false;
   /** Transactions committed and items written, for metrics. */
   readonly stats = { commits: 0, items: 0 };
@@ -32,47 +33,50 @@ export class GroupCommit {
     if (this.closed) return Promise.reject(new Error('the store is closing'));
     return new Promise((resolve, reject) => {
       this.pending.push({ work, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        // Let everything that arrives in this turn of the event loop join the batch.
-        setImmediate(() => void this.flush());
-      }
+      this.flushing ??= this.flush();
     });
   }
 
   private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, this.maxBatch);
-      try {
-        await this.db.transaction().execute(async (trx) => {
-          for (const item of batch) await item.work(trx);
-        });
-        this.stats.commits++;
-        this.stats.items += batch.length;
-        for (const item of batch) item.resolve();
-      } catch (error) {
-        if (batch.length === 1) {
-          batch[0]!.reject(error);
-          continue;
-        }
-        for (const item of batch) {
-          try {
-            await this.db.transaction().execute((trx) => item.work(trx));
-            this.stats.commits++;
-            this.stats.items++;
-            item.resolve();
-          } catch (itemError) {
-            item.reject(itemError);
-          }
+    // Let everything that arrives in this turn of the event loop join the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    try {
+      while (this.pending.length > 0) await this.commit(this.pending.splice(0, this.maxBatch));
+    } finally {
+      // In the same turn as the last look at `pending`: work submitted after it starts a new flush.
+      this.flushing = undefined;
+    }
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (const item of batch) await item.work(trx);
+      });
+      this.stats.commits++;
+      this.stats.items += batch.length;
+      for (const item of batch) item.resolve();
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      for (const item of batch) {
+        try {
+          await this.db.transaction().execute((trx) => item.work(trx));
+          this.stats.commits++;
+          this.stats.items++;
+          item.resolve();
+        } catch (itemError) {
+          item.reject(itemError);
         }
       }
     }
-    this.flushing = false;
   }
 
   /** Wait for everything submitted so far, then refuse new work. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.flushing || this.pending.length > 0) await new Promise((resolve) => setImmediate(resolve));
+    await this.flushing;
   }
 }

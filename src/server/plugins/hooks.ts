@@ -27,6 +27,23 @@ interface Target {
   expires: number;
 }
 
+function isTextual(contentType: string | undefined): boolean {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return (
+    type === '' ||
+    type === 'application/json' ||
+    type.endsWith('+json') ||
+    type === 'application/x-www-form-urlencoded' ||
+    type.startsWith('text/') ||
+    type === 'application/xml'
+  );
+}
+
+/** The body as the gateway log keeps it: text as is, anything else as base64. */
+function bodyText(body: Buffer, contentType: string | undefined): string {
+  return isTextual(contentType) ? body.toString('utf8') : body.toString('base64');
+}
+
 /** The body as trigger records. Throws a 400 for JSON that does not parse. */
 export function decodeBody(body: Buffer, contentType: string | undefined): unknown[] {
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
@@ -60,11 +77,7 @@ export function decodeBody(body: Buffer, contentType: string | undefined): unkno
     }
     return [record];
   }
-  const text =
-    type.startsWith('text/') || type === 'application/xml' || type === ''
-      ? body.toString('utf8')
-      : body.toString('base64');
-  return [{ body: text, content_type: type || null }];
+  return [{ body: bodyText(body, type), content_type: type || null }];
 }
 
 export async function hooksPlugin(app: FastifyInstance, context: ServerContext): Promise<void> {
@@ -132,7 +145,7 @@ export async function hooksPlugin(app: FastifyInstance, context: ServerContext):
         content_type: contentType ?? null,
         size: body.length,
         status: hook.respond === 'accepted' ? 202 : 200,
-        body: body.length === 0 ? null : body.toString('utf8'),
+        body: body.length === 0 ? null : bodyText(body, contentType),
       },
     });
     if (hook.respond === 'accepted' || duplicate) {
