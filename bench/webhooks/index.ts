@@ -194,14 +194,23 @@ export async function webhooksBenchmark(): Promise<void> {
 
   const bareAccept = await withBare('accept', (url) => load(`${url}/hooks/default/intake`, body));
   const bareResult = await withBare('result', (url) => load(`${url}/hooks/default/totals`, body));
-  const lethe = await withLethe(async (url, child) => {
+  // Each Lethe case on a fresh server, so that (b) does not wait behind (a)'s queued runs.
+  const intake = await withLethe(async (url, child) => {
     const idle = rssOf(child);
-    const intake = await load(`${url}/hooks/default/intake`, body);
-    const afterIntake = rssOf(child);
-    const endToEnd = await load(`${url}/hooks/default/totals`, body);
-    const afterAll = rssOf(child);
-    return { idle, intake, afterIntake, endToEnd, afterAll };
+    const measured = await load(`${url}/hooks/default/intake`, body);
+    return { idle, measured, after: rssOf(child) };
   });
+  const endToEnd = await withLethe(async (url, child) => {
+    const measured = await load(`${url}/hooks/default/totals`, body);
+    return { measured, after: rssOf(child) };
+  });
+  const lethe = {
+    idle: intake.idle,
+    intake: intake.measured,
+    afterIntake: intake.after,
+    endToEnd: endToEnd.measured,
+    afterAll: endToEnd.after,
+  };
 
   const rows = [
     ['(a) intake, bare Fastify', bareAccept],
@@ -222,6 +231,6 @@ export async function webhooksBenchmark(): Promise<void> {
     `end to end: Lethe does ${((100 * lethe.endToEnd.requests) / bareResult.requests).toFixed(1)}% of bare Fastify's req/s, ${fmt(lethe.endToEnd.requests)} req/s (target ≥ 5,000)`,
   );
   console.log(
-    `server RSS: idle ${mb(lethe.idle)}, after intake ${mb(lethe.afterIntake)}, after end to end ${mb(lethe.afterAll)} (targets: idle ≤ 100 MB, under load ≤ 200 MB)`,
+    `server RSS: idle ${mb(lethe.idle)}, after intake load ${mb(lethe.afterIntake)}, after end-to-end load ${mb(lethe.afterAll)} (targets: idle ≤ 100 MB, under load ≤ 200 MB)`,
   );
 }

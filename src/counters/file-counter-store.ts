@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { LetheError } from '../errors/index.js';
+import { switchToWal } from '../sqlite/index.js';
 import type { CounterKey, CounterReservation, CounterStore } from './counter-store.js';
 
 interface Opened {
@@ -34,7 +35,7 @@ export class FileCounterStore implements CounterStore {
     try {
       mkdirSync(this.folder, { recursive: true, mode: 0o700 });
       db = new Sqlite(join(this.folder, 'counters.db'), { timeout: 30_000 });
-      db.pragma('journal_mode = WAL');
+      await switchToWal(db);
       db.pragma('synchronous = FULL');
       db.exec(`create table if not exists counters (
         workspace text not null,

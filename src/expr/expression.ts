@@ -205,8 +205,22 @@ export class Expression {
     this.variables = references.variables;
   }
 
-  /** Parse; throws ExpressionSyntaxError (with the offset of the problem) or a limit error. */
+  /**
+   * Parse; throws ExpressionSyntaxError (with the offset of the problem) or a limit error.
+   * Parsed expressions are immutable and cached by text and limits: a flow's expressions are
+   * parsed once, not once per run.
+   */
   static compile(text: string, limits: ExpressionLimits = DEFAULT_LIMITS): Expression {
+    const key = `${limits.timeoutMs}/${limits.maxDepth}/${limits.maxSequence}/${limits.maxLength}/${limits.maxResultDepth}\u0000${text}`;
+    const cached = PARSED.get(key);
+    if (cached) return cached;
+    const expression = Expression.parse(text, limits);
+    if (PARSED.size >= PARSED_CACHE_SIZE) PARSED.delete(PARSED.keys().next().value!);
+    PARSED.set(key, expression);
+    return expression;
+  }
+
+  private static parse(text: string, limits: ExpressionLimits): Expression {
     if (text.length > limits.maxLength) {
       throw new LetheError(
         'EXPRESSION_LIMIT',
@@ -245,12 +259,16 @@ export class Expression {
   }
 }
 
+const PARSED_CACHE_SIZE = 2000;
+const PARSED = new Map<string, Expression>();
+
 export class BoundExpression {
   readonly expression: Expression;
   private readonly bindings: Readonly<Record<string, unknown>>;
   private readonly limits: ExpressionLimits;
   private readonly fast: ((row: Row) => Value | undefined) | undefined;
-  private readonly jsonata: jsonata.Expression;
+  /** JSONata's own evaluator, made on first need: most rows never leave the fast path. */
+  private evaluator: jsonata.Expression | undefined;
   /** Column name → its first position (a repeated name reads the first, on both paths). */
   private readonly index: ReadonlyMap<string, number>;
   /** When the evaluation under way must stop (for the built-ins in ./builtins.ts). */
@@ -271,12 +289,18 @@ export class BoundExpression {
     });
     this.index = index;
     this.fast = compileFast(expression.ast, { columns: index, bindings, maxDepth: limits.maxDepth });
-    this.jsonata = jsonata(expression.text, {
-      timeout: limits.timeoutMs,
-      stack: limits.maxDepth,
-      sequence: limits.maxSequence,
-    });
-    registerSafeBuiltins(this.jsonata, () => this.deadline);
+  }
+
+  private get jsonata(): jsonata.Expression {
+    if (!this.evaluator) {
+      this.evaluator = jsonata(this.expression.text, {
+        timeout: this.limits.timeoutMs,
+        stack: this.limits.maxDepth,
+        sequence: this.limits.maxSequence,
+      });
+      registerSafeBuiltins(this.evaluator, () => this.deadline);
+    }
+    return this.evaluator;
   }
 
   /** Whether every row can be evaluated synchronously (barring rows the fast path declines). */

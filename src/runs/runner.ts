@@ -19,6 +19,7 @@ import { resolveParams } from '../flow/load.js';
 import type { Vault } from '../security/vault.js';
 import { newId } from '../store/ids.js';
 import type { Store } from '../store/index.js';
+import type { GatewayLogRow } from '../store/records.js';
 import type { RunInput, RunOutcome, RunRow } from '../store/runs.js';
 import type { Workspace } from '../store/workspaces.js';
 import { tableFromRecords, type Table } from '../table/index.js';
@@ -64,6 +65,14 @@ export interface RunCompletion {
 
 type StopReason = 'cancel' | 'shutdown';
 
+/** A run started directly (not from the queue): its input and gateway entry, written at its end. */
+interface Direct {
+  input?: RunInput;
+  gateway?: GatewayLogRow;
+  /** Set when the run was written before its end (its caller stopped waiting). */
+  persisted?: Promise<void>;
+}
+
 export function parseDuration(text: string | undefined, fallbackMs: number): number {
   const match = text === undefined ? null : /^([0-9]+)(ms|s|m|h|d)$/.exec(text);
   if (!match) return fallbackMs;
@@ -90,7 +99,10 @@ export class Runner {
   readonly flows: FlowCache;
   private readonly ready: string[] = [];
   private readonly readySet = new Set<string>();
-  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** Runs whose engine is at work: they hold the concurrency slots. */
+  private readonly running = new Map<string, { controller: AbortController }>();
+  /** Every run started and not yet recorded (engine done or not), for a clean stop. */
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly stopReasons = new Map<string, StopReason>();
   private readonly waiters = new Map<string, ((completion: RunCompletion) => void)[]>();
   /**
@@ -101,6 +113,12 @@ export class Runner {
   private readonly workspaces = new Map<string, { workspace: Workspace | undefined; until: number }>();
   private timer: NodeJS.Timeout | undefined;
   private accepting = false;
+  /** Direct runs waiting for a slot: they go before queued runs. */
+  private readonly slotWaiters: { resolve: () => void; reject: (error: LetheError) => void }[] = [];
+  /** Slots promised to direct runs that have not started yet. */
+  private reserved = 0;
+  /** Direct runs under way, by id. */
+  private readonly directs = new Map<string, { run: RunRow; direct: Direct }>();
 
   constructor(private readonly options: RunnerOptions) {
     this.store = options.store;
@@ -189,7 +207,10 @@ export class Runner {
     if (this.timer) clearTimeout(this.timer);
     this.ready.length = 0;
     this.readySet.clear();
-    const all = () => Promise.allSettled([...this.running.values()].map((entry) => entry.done));
+    for (const waiter of this.slotWaiters.splice(0)) {
+      waiter.reject(new LetheError('CANCELLED', 'the server is shutting down'));
+    }
+    const all = () => Promise.allSettled([...this.inFlight]);
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), graceMs);
@@ -221,19 +242,91 @@ export class Runner {
   }
 
   private pump(): void {
-    while (this.accepting && this.running.size < this.options.concurrency && this.ready.length > 0) {
-      const runId = this.ready.shift()!;
+    while (this.accepting && this.running.size + this.reserved < this.options.concurrency) {
+      const waiter = this.slotWaiters.shift();
+      if (waiter) {
+        this.reserved++;
+        waiter.resolve();
+        continue;
+      }
+      const runId = this.ready.shift();
+      if (runId === undefined) break;
       this.readySet.delete(runId);
       const controller = new AbortController();
-      const done = this.execute(runId, controller)
-        .catch((error) => this.logError(`run ${runId}`, error))
-        .finally(() => {
-          this.running.delete(runId);
-          this.stopReasons.delete(runId);
-          this.pump();
-        });
-      this.running.set(runId, { controller, done });
+      this.running.set(runId, { controller });
+      this.track(
+        runId,
+        this.claimAndRun(runId, controller, () => this.release(runId)).catch((error) =>
+          this.logError(`run ${runId}`, error),
+        ),
+      );
     }
+  }
+
+  /** A run's engine is done: its slot goes to the next run (its record may still be committing). */
+  private release(runId: string): void {
+    if (this.running.delete(runId)) this.pump();
+  }
+
+  /** Follow a started run until it is recorded; then forget it. */
+  private track(runId: string, work: Promise<unknown>): Promise<void> {
+    const done = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(done);
+    void done.finally(() => {
+      this.inFlight.delete(done);
+      this.stopReasons.delete(runId);
+      this.release(runId);
+    });
+    return done;
+  }
+
+  /** A slot for a direct run, before any queued run gets one. */
+  private slot(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.slotWaiters.push({ resolve, reject });
+      this.pump();
+    });
+  }
+
+  /**
+   * Run now, in this process, and write the run's record only once it has ended: one commit
+   * for the whole run. For webhooks answering with the result and no Idempotency-Key — the
+   * caller waits for the answer, so a crash mid-run leaves no record and no answer alike (the
+   * caller sees the connection fail and may retry). A run a shutdown interrupts is written to
+   * the queue instead, and will run after the restart.
+   */
+  async runDirect(run: RunRow, input: RunInput, gateway: GatewayLogRow | undefined): Promise<RunCompletion> {
+    if (!this.accepting) throw new LetheError('CANCELLED', 'the server is shutting down');
+    await this.slot();
+    this.reserved--;
+    const controller = new AbortController();
+    const direct: Direct = { input, gateway };
+    this.directs.set(run.id, { run, direct });
+    this.running.set(run.id, { controller });
+    const working = this.runClaimed(run, controller, direct, () => this.release(run.id));
+    await this.track(run.id, working);
+    this.directs.delete(run.id);
+    const completion = await working;
+    return completion;
+  }
+
+  /**
+   * Write a direct run that is still going (its caller stopped waiting), so that it can be read
+   * and survives a crash like a queued run: running, with its input.
+   */
+  async persistDirect(runId: string): Promise<boolean> {
+    const entry = this.directs.get(runId);
+    if (!entry) return false;
+    const { run, direct } = entry;
+    direct.persisted ??= this.store.commits.submit(async (trx) => {
+      await this.store.runs.insert(trx, run, direct.input);
+      if (direct.gateway) await this.store.gatewayLog.insert(trx, { ...direct.gateway, run_id: run.id });
+    });
+    await direct.persisted;
+    return true;
   }
 
   private logError(what: string, error: unknown): void {
@@ -241,16 +334,29 @@ export class Runner {
     this.options.logger.error({ code: e.code }, `${what} failed`);
   }
 
-  private complete(completion: RunCompletion): void {
+  private complete(completion: RunCompletion): RunCompletion {
     const list = this.waiters.get(completion.runId);
-    if (!list) return;
     this.waiters.delete(completion.runId);
-    for (const waiter of list) waiter(completion);
+    for (const waiter of list ?? []) waiter(completion);
+    return completion;
   }
 
-  private async execute(runId: string, controller: AbortController): Promise<void> {
-    const run = await this.store.runs.claim(runId, Date.now());
-    if (!run) return; // someone else took it, or it is no longer queued
+  private async claimAndRun(runId: string, controller: AbortController, release: () => void): Promise<void> {
+    let claimed: RunRow | undefined;
+    // Claims share a transaction with other writes (group commit): one fsync for many.
+    await this.store.commits.submit(async (trx) => {
+      claimed = await this.store.runs.claimIn(trx, runId, Date.now());
+    });
+    if (!claimed) return; // someone else took it, or it is no longer queued
+    await this.runClaimed(claimed, controller, {}, release);
+  }
+
+  private async runClaimed(
+    run: RunRow,
+    controller: AbortController,
+    direct: Direct,
+    release: () => void,
+  ): Promise<RunCompletion> {
     const started = performance.now();
     const workspace = await this.workspace(run.workspace_id);
     let result: RunResult | undefined;
@@ -263,6 +369,7 @@ export class Runner {
     try {
       if (!workspace) throw new LetheError('FLOW_INVALID', 'the workspace of this run no longer exists');
       const input =
+        direct.input ??
         this.memoryInputs.get(run.id) ??
         (run.input_kept === 1 ? await this.store.runs.input(run.id) : undefined);
       if (input === undefined && run.input_kept === 0 && run.trigger !== 'schedule') {
@@ -289,8 +396,10 @@ export class Runner {
       error = toLetheError(thrown);
     } finally {
       await connections.closeAll();
+      // The engine is done: the next run may start while this one's record commits.
+      release();
     }
-    await this.settle(run, result, error, performance.now() - started);
+    return this.settle(run, result, error, performance.now() - started, direct);
   }
 
   /** Decide how a run ended and record it. */
@@ -299,24 +408,37 @@ export class Runner {
     result: RunResult | undefined,
     error: LetheError | undefined,
     durationMs: number,
-  ): Promise<void> {
+    direct: Direct,
+  ): Promise<RunCompletion> {
     const now = Date.now();
     const reason = this.stopReasons.get(run.id);
+    if (direct.persisted) await direct.persisted.catch(() => undefined);
+    // A direct run not yet written is written whole now; once written, it is updated like any run.
+    const isDirect = direct.input !== undefined && direct.persisted === undefined;
     if (result?.status === 'cancelled' && reason === 'shutdown') {
-      await this.store.commits.submit((trx) =>
-        this.store.runs.requeue(trx, run.id, now, { uncountAttempt: true }),
-      );
-      this.complete({ runId: run.id, status: 'requeued', response: undefined, error: undefined });
-      return;
+      await this.store.commits.submit(async (trx) => {
+        if (isDirect) {
+          // Never written yet: it goes to the queue now, to run after the restart.
+          await this.store.runs.insert(
+            trx,
+            { ...run, status: 'queued', attempt: 0, started_at: null, available_at: now },
+            direct.input,
+          );
+          if (direct.gateway) await this.store.gatewayLog.insert(trx, { ...direct.gateway, run_id: run.id });
+        } else {
+          await this.store.runs.requeue(trx, run.id, now, { uncountAttempt: true });
+        }
+      });
+      return this.complete({ runId: run.id, status: 'requeued', response: undefined, error: undefined });
     }
     const flowRetry = await this.retryPolicy(run);
     const permanent = error !== undefined && PERMANENT.has(error.code);
     const cancelled = result?.status === 'cancelled' || error?.code === 'CANCELLED';
-    if (error && !cancelled && !permanent && run.attempt < run.max_attempts) {
+    if (error && !cancelled && !permanent && run.attempt < run.max_attempts && !isDirect) {
       const at = now + backoffMs(flowRetry, run.attempt);
       await this.store.commits.submit((trx) => this.store.runs.requeue(trx, run.id, at));
       await this.loadDue();
-      return;
+      return { runId: run.id, status: 'requeued', response: undefined, error };
     }
     const status: RunOutcome['status'] = !error ? 'succeeded' : cancelled ? 'failed' : 'incomplete';
     const standard = run.privacy === 'standard';
@@ -332,6 +454,11 @@ export class Runner {
       details: standard ? { steps, errorMessage: error ? formatError(error) : null } : undefined,
     };
     await this.store.commits.submit(async (trx) => {
+      if (isDirect) {
+        // The whole run in one write: its record, the input only if it stays for a retry.
+        await this.store.runs.insert(trx, run, status === 'incomplete' ? direct.input : undefined);
+        if (direct.gateway) await this.store.gatewayLog.insert(trx, { ...direct.gateway, run_id: run.id });
+      }
       await this.store.runs.finish(trx, run, outcome);
       if (status !== 'succeeded') {
         await this.store.notifications.insert(trx, {
@@ -347,7 +474,7 @@ export class Runner {
     });
     this.memoryInputs.delete(run.id);
     this.options.onFinished?.(run, status, result);
-    this.complete({ runId: run.id, status, response: result?.response, error });
+    return this.complete({ runId: run.id, status, response: result?.response, error });
   }
 
   private async workspace(id: string): Promise<Workspace | undefined> {

@@ -14,7 +14,7 @@ import type { GatewayLogRow } from '../store/records.js';
 import type { RunInput, RunRow } from '../store/runs.js';
 import type { FlowRow } from '../store/flows.js';
 import type { Workspace } from '../store/workspaces.js';
-import type { Runner } from './runner.js';
+import type { RunCompletion, Runner } from './runner.js';
 
 export type TriggerKind = 'manual' | 'schedule' | 'webhook' | 'poll';
 
@@ -60,6 +60,64 @@ export class RunService {
     return { run: earlier, duplicate: true };
   }
 
+  /**
+   * Run now and answer with the result (webhooks with `respond: result` and no
+   * Idempotency-Key): the run is written once, when it has ended — see Runner.runDirect.
+   */
+  async runNow(
+    request: Omit<CreateRun, 'idempotencyKey' | 'urgent'>,
+  ): Promise<{ runId: string; completion: Promise<RunCompletion> }> {
+    const { workspace, flow } = request;
+    const loaded = await this.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
+    resolveParams(loaded.flow, request.params ?? {});
+    const now = Date.now();
+    const run: RunRow = {
+      ...this.newRun(request, now, 1),
+      status: 'running',
+      attempt: 1,
+      started_at: now,
+    };
+    const input: RunInput = { params: request.params ?? {}, payload: request.payload };
+    const gateway = request.gateway
+      ? {
+          ...request.gateway,
+          run_id: run.id,
+          body: flow.privacy === 'confidential' ? null : request.gateway.body,
+        }
+      : undefined;
+    return { runId: run.id, completion: this.runner.runDirect(run, input, gateway) };
+  }
+
+  private newRun(
+    request: Pick<CreateRun, 'workspace' | 'flow' | 'trigger' | 'idempotencyKey'>,
+    now: number,
+    maxAttempts: number,
+  ): RunRow {
+    const { workspace, flow } = request;
+    return {
+      id: newId(now),
+      workspace_id: workspace.id,
+      flow_name: flow.name,
+      flow_version: flow.version,
+      trigger: request.trigger,
+      privacy: flow.privacy,
+      status: 'queued',
+      attempt: 0,
+      max_attempts: maxAttempts,
+      queued_at: now,
+      available_at: now,
+      started_at: null,
+      finished_at: null,
+      duration_ms: null,
+      rows_read: null,
+      rows_written: null,
+      error_code: null,
+      error_step: null,
+      idempotency_key: request.idempotencyKey ?? null,
+      input_kept: flow.privacy === 'confidential' ? 0 : 1,
+    };
+  }
+
   async create(request: CreateRun): Promise<CreatedRun> {
     const { workspace, flow } = request;
     const key = request.idempotencyKey;
@@ -76,28 +134,7 @@ export class RunService {
     const now = Date.now();
     const confidential = flow.privacy === 'confidential';
     const input: RunInput = { params: request.params ?? {}, payload: request.payload };
-    const run: RunRow = {
-      id: newId(now),
-      workspace_id: workspace.id,
-      flow_name: flow.name,
-      flow_version: flow.version,
-      trigger: request.trigger,
-      privacy: flow.privacy,
-      status: 'queued',
-      attempt: 0,
-      max_attempts: loaded.flow.retry?.attempts ?? 1,
-      queued_at: now,
-      available_at: now,
-      started_at: null,
-      finished_at: null,
-      duration_ms: null,
-      rows_read: null,
-      rows_written: null,
-      error_code: null,
-      error_step: null,
-      idempotency_key: key ?? null,
-      input_kept: confidential ? 0 : 1,
-    };
+    const run = this.newRun(request, now, loaded.flow.retry?.attempts ?? 1);
     this.runner.holdInput(run.id, input, confidential);
     try {
       await this.store.commits.submit(async (trx) => {

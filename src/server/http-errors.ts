@@ -26,6 +26,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   PARAM_INVALID: 400,
   EXPRESSION_SYNTAX: 400,
   CONFLICT: 409,
+  CANCELLED: 503,
 };
 
 /** Fastify's own request errors, said the way the rest of the API says things. */

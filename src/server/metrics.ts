@@ -13,7 +13,11 @@ export class Metrics {
   readonly runDuration: client.Histogram;
   readonly stepDuration: client.Histogram<'command'>;
 
-  constructor(queueDepth: () => Promise<number>, running: () => number) {
+  constructor(
+    queueDepth: () => Promise<number>,
+    running: () => number,
+    commits: () => { commits: number; items: number },
+  ) {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'lethe_' });
     this.runs = new client.Counter({
       name: 'lethe_runs_total',
@@ -46,6 +50,22 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.set(await queueDepth());
+      },
+    });
+    new client.Gauge({
+      name: 'lethe_store_commits',
+      help: 'Transactions committed by group commit since start',
+      registers: [this.registry],
+      collect() {
+        this.set(commits().commits);
+      },
+    });
+    new client.Gauge({
+      name: 'lethe_store_commit_items',
+      help: 'Writes committed by group commit since start (items ÷ commits = batch size)',
+      registers: [this.registry],
+      collect() {
+        this.set(commits().items);
       },
     });
     new client.Gauge({

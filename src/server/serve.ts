@@ -60,6 +60,7 @@ export async function startServer(
     const metrics: Metrics = new Metrics(
       async () => (await store.runs.countByStatus()).queued ?? 0,
       () => runner.activeCount,
+      () => store.commits.stats,
     );
     const runner = new Runner({
       store,

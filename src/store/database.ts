@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import { LetheError } from '../errors/index.js';
+import { switchToWal } from '../sqlite/index.js';
 import { MIGRATIONS } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -59,7 +60,7 @@ async function openSqlite(options: OpenOptions): Promise<StoreDatabase> {
   // Incremental vacuum must be chosen before the first table exists; it lets retention give
   // space back to the file system a little at a time.
   sqlite.pragma('auto_vacuum = INCREMENTAL');
-  sqlite.pragma('journal_mode = WAL');
+  await switchToWal(sqlite);
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   sqlite.pragma('foreign_keys = ON');
   // Kysely prepares every query anew; a cache of prepared statements by SQL text saves that.

@@ -24,9 +24,14 @@ export class GroupCommit {
   /** Transactions committed and items written, for metrics. */
   readonly stats = { commits: 0, items: 0 };
 
+  /** When the last commit ended: a commit soon after another means load, worth a short wait. */
+  private lastCommitEnded = 0;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly maxBatch = 512,
+    /** Under load, how long a batch waits for company before it commits (0: never waits). */
+    private readonly delayMs = 1,
   ) {}
 
   submit(work: Work): Promise<void> {
@@ -38,8 +43,10 @@ export class GroupCommit {
   }
 
   private async flush(): Promise<void> {
-    // Let everything that arrives in this turn of the event loop join the batch.
-    await new Promise((resolve) => setImmediate(resolve));
+    // Let everything that arrives in this turn of the event loop join the batch; under load
+    // (another commit just ended) wait a moment longer, so one fsync covers more requests.
+    const busy = this.delayMs > 0 && performance.now() - this.lastCommitEnded < 5 * this.delayMs;
+    await new Promise((resolve) => (busy ? setTimeout(resolve, this.delayMs) : setImmediate(resolve)));
     try {
       while (this.pending.length > 0) await this.commit(this.pending.splice(0, this.maxBatch));
     } finally {
@@ -55,6 +62,7 @@ export class GroupCommit {
       });
       this.stats.commits++;
       this.stats.items += batch.length;
+      this.lastCommitEnded = performance.now();
       for (const item of batch) item.resolve();
     } catch (error) {
       if (batch.length === 1) {

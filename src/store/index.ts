@@ -16,6 +16,7 @@ import {
   WorkspaceKeyRepository,
 } from './records.js';
 import { RunRepository } from './runs.js';
+import { Statements } from './statements.js';
 import type { Database } from './schema.js';
 import { WorkspaceRepository } from './workspaces.js';
 
@@ -43,8 +44,9 @@ export class Store {
     this.flows = new FlowRepository(db);
     this.connections = new ConnectionRepository(db);
     this.tokens = new TokenRepository(db);
-    this.runs = new RunRepository(db);
-    this.gatewayLog = new GatewayLogRepository(db);
+    const statements = new Statements(db);
+    this.runs = new RunRepository(db, statements);
+    this.gatewayLog = new GatewayLogRepository(db, statements);
     this.notifications = new NotificationRepository(db);
     this.triggerState = new TriggerStateRepository(db);
     this.counters = new StoreCounterStore(db);

@@ -5,6 +5,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { decodeCursor, toPage, type Page } from './ids.js';
+import type { Statements } from './statements.js';
 import type {
   ApiTokensTable,
   ConnectionsTable,
@@ -155,10 +156,13 @@ export class WorkspaceKeyRepository {
 }
 
 export class GatewayLogRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly statements: Statements,
+  ) {}
 
   async insert(trx: Db, row: GatewayLogRow): Promise<void> {
-    await trx.insertInto('gateway_log').values(row).execute();
+    await this.statements.insert(trx, 'gateway_log', row);
   }
 
   async list(workspaceId: string, limit: number, cursor?: string): Promise<Page<GatewayLogRow>> {

@@ -8,6 +8,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { decodeCursor, toPage, type Page } from './ids.js';
 import type { Database, RunDetailsTable, RunStatus, RunsTable } from './schema.js';
+import { Slot, type Statements } from './statements.js';
 
 export type RunRow = RunsTable;
 export type RunDetailsRow = RunDetailsTable;
@@ -38,21 +39,21 @@ export interface RunFilter {
 type Db = Kysely<Database> | Transaction<Database>;
 
 export class RunRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly statements: Statements,
+  ) {}
 
   /** Insert a run (and its input when kept); used inside a group commit. */
   async insert(trx: Db, run: RunRow, input: RunInput | undefined): Promise<void> {
-    await trx.insertInto('runs').values(run).execute();
+    await this.statements.insert(trx, 'runs', run);
     if (input !== undefined && run.input_kept === 1) {
-      await trx
-        .insertInto('run_inputs')
-        .values({
-          run_id: run.id,
-          workspace_id: run.workspace_id,
-          input: JSON.stringify(input),
-          created_at: run.queued_at,
-        })
-        .execute();
+      await this.statements.insert(trx, 'run_inputs', {
+        run_id: run.id,
+        workspace_id: run.workspace_id,
+        input: JSON.stringify(input),
+        created_at: run.queued_at,
+      });
     }
   }
 
@@ -104,33 +105,64 @@ export class RunRepository {
     return row ? (JSON.parse(row.input) as RunInput) : undefined;
   }
 
-  /** Take a queued run: returns it (attempt counted) if this caller won it. */
-  async claim(id: string, now: number): Promise<RunRow | undefined> {
-    const result = await this.db
-      .updateTable('runs')
-      .set((eb) => ({ status: 'running', started_at: now, attempt: eb('attempt', '+', 1) }))
-      .where('id', '=', id)
-      .where('status', '=', 'queued')
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) !== 1) return undefined;
-    return this.get(id);
+  /**
+   * Take a queued run: returns it (attempt counted) if this caller won it. Meant for a group
+   * commit, so that many claims share one transaction.
+   */
+  async claimIn(trx: Db, id: string, now: number): Promise<RunRow | undefined> {
+    const [row] = await this.statements.execute<RunRow>(
+      trx,
+      'runs.claim',
+      (db) =>
+        db
+          .updateTable('runs')
+          .set((eb) => ({
+            status: 'running',
+            started_at: new Slot(1) as never,
+            attempt: eb('attempt', '+', 1),
+          }))
+          .where('id', '=', new Slot(0) as never)
+          .where('status', '=', 'queued')
+          .returningAll(),
+      [id, now],
+    );
+    return row;
+  }
+
+  /** claimIn, in a statement of its own. */
+  claim(id: string, now: number): Promise<RunRow | undefined> {
+    return this.claimIn(this.db, id, now);
   }
 
   /** Record how a run ended; on success its input is no longer needed and goes. */
   async finish(trx: Db, run: RunRow, outcome: RunOutcome): Promise<void> {
-    await trx
-      .updateTable('runs')
-      .set({
-        status: outcome.status,
-        finished_at: outcome.finishedAt,
-        duration_ms: Math.round(outcome.durationMs),
-        rows_read: outcome.rowsRead,
-        rows_written: outcome.rowsWritten,
-        error_code: outcome.errorCode,
-        error_step: outcome.errorStep,
-      })
-      .where('id', '=', run.id)
-      .execute();
+    await this.statements.execute(
+      trx,
+      'runs.finish',
+      (db) =>
+        db
+          .updateTable('runs')
+          .set({
+            status: new Slot(1) as never,
+            finished_at: new Slot(2) as never,
+            duration_ms: new Slot(3) as never,
+            rows_read: new Slot(4) as never,
+            rows_written: new Slot(5) as never,
+            error_code: new Slot(6) as never,
+            error_step: new Slot(7) as never,
+          })
+          .where('id', '=', new Slot(0) as never),
+      [
+        run.id,
+        outcome.status,
+        outcome.finishedAt,
+        Math.round(outcome.durationMs),
+        outcome.rowsRead,
+        outcome.rowsWritten,
+        outcome.errorCode,
+        outcome.errorStep,
+      ],
+    );
     if (outcome.details) {
       await trx
         .insertInto('run_details')
@@ -151,7 +183,12 @@ export class RunRepository {
         .execute();
     }
     if (outcome.status === 'succeeded' || outcome.status === 'failed') {
-      await trx.deleteFrom('run_inputs').where('run_id', '=', run.id).execute();
+      await this.statements.execute(
+        trx,
+        'run_inputs.delete',
+        (db) => db.deleteFrom('run_inputs').where('run_id', '=', new Slot(0) as never),
+        [run.id],
+      );
     }
   }
 

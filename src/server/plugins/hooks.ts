@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LetheError } from '../../errors/index.js';
-import { parseDuration } from '../../runs/runner.js';
+import { parseDuration, type RunCompletion } from '../../runs/runner.js';
 import { newId } from '../../store/ids.js';
 import type { FlowRow } from '../../store/flows.js';
 import type { Workspace } from '../../store/workspaces.js';
@@ -128,42 +128,74 @@ export async function hooksPlugin(app: FastifyInstance, context: ServerContext):
     const payload = decodeBody(body, contentType);
     const idempotencyKey = headerValue(request.headers['idempotency-key']);
     const now = Date.now();
-    const { run, duplicate } = await context.runs.create({
-      workspace: hook.workspace,
-      flow: hook.flow,
-      trigger: 'webhook',
-      payload,
-      idempotencyKey,
-      urgent: hook.respond === 'result',
-      gateway: {
-        id: newId(now),
-        workspace_id: hook.workspace.id,
-        path,
-        flow_name: hook.flow.name,
-        received_at: now,
-        method: request.method,
-        content_type: contentType ?? null,
-        size: body.length,
-        status: hook.respond === 'accepted' ? 202 : 200,
-        body: body.length === 0 ? null : bodyText(body, contentType),
-      },
-    });
-    if (hook.respond === 'accepted' || duplicate) {
-      context.metrics.webhooks.inc({ status: '202' });
-      return reply.code(202).send({ runId: run.id, ...(duplicate ? { duplicate: true } : {}) });
-    }
-    const completion = await context.runner.waitFor(run.id, hook.timeoutMs);
-    if (!completion || completion.status === 'requeued') {
+    const gateway = {
+      id: newId(now),
+      workspace_id: hook.workspace.id,
+      path,
+      flow_name: hook.flow.name,
+      received_at: now,
+      method: request.method,
+      content_type: contentType ?? null,
+      size: body.length,
+      status: hook.respond === 'accepted' ? 202 : 200,
+      body: body.length === 0 ? null : bodyText(body, contentType),
+    };
+    const runsAt = (runId: string) => `/api/v1/workspaces/${hook.workspace.name}/runs/${runId}`;
+    const stillRunning = (runId: string) => {
       context.metrics.webhooks.inc({ status: '202' });
       return reply
         .code(202)
-        .header('location', `/api/v1/workspaces/${hook.workspace.name}/runs/${run.id}`)
-        .send({ runId: run.id, status: 'running', message: 'the run did not finish in time; read it later' });
+        .header('location', runsAt(runId))
+        .send({ runId, status: 'running', message: 'the run did not finish in time; read it later' });
+    };
+    let completion: RunCompletion | undefined;
+    let runId: string;
+    if (hook.respond === 'result' && idempotencyKey === undefined) {
+      // Answered with the result and not to be deduplicated: run at once, written once at its end.
+      const running = await context.runs.runNow({
+        workspace: hook.workspace,
+        flow: hook.flow,
+        trigger: 'webhook',
+        payload,
+        gateway,
+      });
+      // If the caller stops waiting, a later failure must not go unhandled.
+      running.completion.catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(resolve, hook.timeoutMs, 'timeout');
+      });
+      const first = await Promise.race([running.completion, timeout]);
+      clearTimeout(timer);
+      if (first === 'timeout') {
+        // The caller stops waiting: write the run now, so it can be read and survives a crash.
+        await context.runner.persistDirect(running.runId);
+        return stillRunning(running.runId);
+      }
+      completion = first;
+      runId = first.runId;
+    } else {
+      const { run, duplicate } = await context.runs.create({
+        workspace: hook.workspace,
+        flow: hook.flow,
+        trigger: 'webhook',
+        payload,
+        idempotencyKey,
+        urgent: hook.respond === 'result',
+        gateway,
+      });
+      runId = run.id;
+      if (hook.respond === 'accepted' || duplicate) {
+        context.metrics.webhooks.inc({ status: '202' });
+        return reply.code(202).send({ runId: run.id, ...(duplicate ? { duplicate: true } : {}) });
+      }
+      completion = await context.runner.waitFor(run.id, hook.timeoutMs);
     }
+    if (!completion || completion.status === 'requeued') return stillRunning(runId);
     if (completion.status !== 'succeeded') {
       context.metrics.webhooks.inc({ status: '502' });
       const error = completion.error ?? new LetheError('INTERNAL', 'the run failed');
-      return reply.code(502).send({ runId: run.id, status: completion.status, error: { code: error.code } });
+      return reply.code(502).send({ runId, status: completion.status, error: { code: error.code } });
     }
     context.metrics.webhooks.inc({ status: '200' });
     const table = completion.response;
