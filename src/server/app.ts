@@ -12,6 +12,7 @@ import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { schemaProblems } from '../document/schema-problems.js';
 import { formatPath } from '../document/source.js';
+import { authenticate } from './auth.js';
 import type { ServerContext } from './context.js';
 import { errorResponse } from './http-errors.js';
 import { apiPlugin } from './plugins/api.js';
@@ -114,6 +115,10 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
     { prefix: API_PREFIX },
   );
 
-  app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    `${API_PREFIX}/openapi.json`,
+    { schema: { hide: true }, onRequest: async (request) => void (await authenticate(context, request)) },
+    async () => app.swagger(),
+  );
   return app;
 }

@@ -235,7 +235,9 @@ await describeStores('API access and bad input', (store) => {
   describe('the OpenAPI document', () => {
     it('documents every registered API route with a summary, tags and responses', async () => {
       const t = server();
-      const response = await fetch(`${t.url}/api/v1/openapi.json`);
+      const anonymous = await fetch(`${t.url}/api/v1/openapi.json`);
+      expect(anonymous.status).toBe(401);
+      const response = await t.api('/api/v1/openapi.json', { token: await t.token('viewer') });
       expect(response.status).toBe(200);
       const document = (await response.json()) as {
         openapi: string;

@@ -184,3 +184,30 @@ describe('webhooks', () => {
     expect(log).toEqual([{ body: null, run_id: runId }]);
   });
 });
+
+describe('routes open without a token', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('are only the health checks and the webhooks; metrics need a token', async () => {
+    expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${t.url}/metrics`)).status).toBe(401);
+    const metrics = await t.api('/metrics', { token: await t.token('viewer') });
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    for (const name of [
+      'lethe_runs_total',
+      'lethe_queue_depth',
+      'lethe_webhooks_total',
+      'lethe_step_duration_seconds',
+    ]) {
+      expect(text).toContain(name);
+    }
+  });
+});

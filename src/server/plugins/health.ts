@@ -1,5 +1,9 @@
-/** `/healthz` (the process answers), `/readyz` (the store answers and intake is open), `/metrics`. */
+/**
+ * `/healthz` (the process answers) and `/readyz` (the store answers and intake is open) need no
+ * token; `/metrics` needs one.
+ */
 import type { FastifyInstance } from 'fastify';
+import { authenticate } from '../auth.js';
 import type { ServerContext } from '../context.js';
 
 export async function healthPlugin(app: FastifyInstance, context: ServerContext): Promise<void> {
@@ -12,8 +16,14 @@ export async function healthPlugin(app: FastifyInstance, context: ServerContext)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', store, accepting });
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    reply.header('content-type', context.metrics.registry.contentType);
-    return context.metrics.registry.metrics();
-  });
+  // Operational figures are not for anyone who can reach the port: any valid token may read them
+  // (Prometheus sends one with `authorization: { credentials: … }`).
+  app.get(
+    '/metrics',
+    { schema: { hide: true }, onRequest: async (request) => void (await authenticate(context, request)) },
+    async (_request, reply) => {
+      reply.header('content-type', context.metrics.registry.contentType);
+      return context.metrics.registry.metrics();
+    },
+  );
 }
