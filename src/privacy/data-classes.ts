@@ -62,9 +62,10 @@ export const DATA_CLASSES: Readonly<Record<DataClassName, DataClass>> = {
   },
   audit: {
     name: 'audit',
-    description: 'Who changed what, when (ids only)',
+    description:
+      'Who changed what, when (ids only); deletion receipts; erasure requests (the subject sealed while open)',
     retentionDays: 365,
-    mayHoldPersonalData: false,
+    mayHoldPersonalData: true,
   },
   directory: {
     name: 'directory',
@@ -82,13 +83,15 @@ export const DATA_CLASSES: Readonly<Record<DataClassName, DataClass>> = {
     name: 'config',
     description: 'Workspaces, flow definitions and their versions, trigger state',
     retentionDays: undefined,
-    mayHoldPersonalData: false,
+    // Flow text may carry inline values.
+    mayHoldPersonalData: true,
   },
   credential: {
     name: 'credential',
     description: 'Connection settings with encrypted secrets, API token hashes, wrapped data keys',
     retentionDays: undefined,
-    mayHoldPersonalData: false,
+    // A connection's settings may name a user.
+    mayHoldPersonalData: true,
   },
   counter: {
     name: 'counter',

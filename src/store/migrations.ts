@@ -240,7 +240,91 @@ const initial: Migration = {
   },
 };
 
+/**
+ * The privacy engine's records: the hash-chained audit log (with the anchor that lets it be
+ * verified after its oldest entries are purged), erasure requests, and what a workspace needs
+ * to be closed, sealed and pinned to a region.
+ */
+const privacy: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('audit_log')
+      .addColumn('seq', 'bigint', (c) => c.primaryKey())
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('workspace_id', 'text')
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('data_class', 'text')
+      .addColumn('count', 'bigint')
+      .addColumn('reason', 'text')
+      .addColumn('details', 'text', (c) => c.notNull().defaultTo('{}'))
+      .addColumn('prev_hash', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('audit_log_age').on('audit_log').column('at').execute();
+    await db.schema
+      .createIndex('audit_log_workspace')
+      .on('audit_log')
+      .columns(['workspace_id', 'seq'])
+      .execute();
+
+    // One row: the last entry purged by retention, so the chain verifies from there.
+    await db.schema
+      .createTable('audit_anchor')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('erasure_requests')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('workspace_id', 'text', (c) => c.notNull())
+      .addColumn('subject_kind', 'text', (c) => c.notNull())
+      // HMAC of the subject: lets a repeated request be recognised without keeping who it was.
+      .addColumn('subject_hash', 'text', (c) => c.notNull())
+      // The subject itself, encrypted by the vault, only while the request is open.
+      .addColumn('subject_sealed', 'text')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('due_at', 'bigint', (c) => c.notNull())
+      .addColumn('extended_at', 'bigint')
+      .addColumn('extension_reason', 'text')
+      .addColumn('completed_at', 'bigint')
+      .addColumn('report', 'text')
+      .addColumn('requested_by', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('erasure_requests_workspace')
+      .on('erasure_requests')
+      .columns(['workspace_id', 'id'])
+      .execute();
+    await db.schema.createIndex('erasure_requests_age').on('erasure_requests').column('created_at').execute();
+
+    await db.schema
+      .alterTable('workspaces')
+      .addColumn('region', 'text', (c) => c.notNull().defaultTo('default'))
+      .execute();
+    await db.schema
+      .alterTable('workspaces')
+      .addColumn('status', 'text', (c) => c.notNull().defaultTo('active'))
+      .execute();
+    await db.schema.alterTable('workspaces').addColumn('closed_at', 'bigint').execute();
+    await db.schema.alterTable('workspaces').addColumn('purge_after', 'bigint').execute();
+  },
+  async down(db: Db) {
+    for (const column of ['purge_after', 'closed_at', 'status', 'region']) {
+      await db.schema.alterTable('workspaces').dropColumn(column).execute();
+    }
+    for (const table of ['erasure_requests', 'audit_anchor', 'audit_log']) {
+      await db.schema.dropTable(table).execute();
+    }
+  },
+};
+
 /** Every migration, by name; names sort in the order they apply. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_privacy': privacy,
 };

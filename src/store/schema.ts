@@ -7,8 +7,15 @@ export interface WorkspacesTable {
   id: string;
   name: string;
   created_at: number;
-  /** JSON: workspace settings (retention overrides, region… later). */
+  /** JSON: workspace settings (retention overrides, legal hold, log access). */
   settings: string;
+  /** The region whose store holds the workspace's rows. */
+  region: string;
+  /** active | sealed (closed, in passive storage: unreadable until purged or reopened). */
+  status: string;
+  closed_at: number | null;
+  /** When a sealed workspace is purged for good. */
+  purge_after: number | null;
 }
 
 export interface WorkspaceKeysTable {
@@ -174,6 +181,50 @@ export interface PollSeenTable {
   seen_at: number;
 }
 
+export interface AuditLogTable {
+  /** Position in the chain, from 1. */
+  seq: number;
+  at: number;
+  /** Null for deployment-wide entries. */
+  workspace_id: string | null;
+  /** Who (a token, user, `retention`, `cli` …) — an id, never a name. */
+  actor: string;
+  action: string;
+  data_class: string | null;
+  count: number | null;
+  reason: string | null;
+  /** JSON, ids only. */
+  details: string;
+  prev_hash: string;
+  /** SHA-256 over prev_hash and the entry's canonical JSON. */
+  hash: string;
+}
+
+export interface AuditAnchorTable {
+  id: number;
+  seq: number;
+  hash: string;
+  updated_at: number;
+}
+
+export interface ErasureRequestsTable {
+  id: string;
+  workspace_id: string;
+  subject_kind: string;
+  subject_hash: string;
+  subject_sealed: string | null;
+  /** open | completed */
+  status: string;
+  created_at: number;
+  due_at: number;
+  extended_at: number | null;
+  extension_reason: string | null;
+  completed_at: number | null;
+  /** JSON: per data class, records erased and pseudonymised. */
+  report: string | null;
+  requested_by: string;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   workspace_keys: WorkspaceKeysTable;
@@ -189,4 +240,7 @@ export interface Database {
   counters: CountersTable;
   trigger_state: TriggerStateTable;
   poll_seen: PollSeenTable;
+  audit_log: AuditLogTable;
+  audit_anchor: AuditAnchorTable;
+  erasure_requests: ErasureRequestsTable;
 }

@@ -24,9 +24,11 @@ export const STORED_TABLES: Readonly<
   workspaces: { dataClass: 'config', personalColumns: [] },
   workspace_keys: { dataClass: 'credential', personalColumns: [] },
   flows: { dataClass: 'config', personalColumns: [] },
-  flow_versions: { dataClass: 'config', personalColumns: [] },
-  connections: { dataClass: 'credential', personalColumns: [] },
-  api_tokens: { dataClass: 'credential', personalColumns: [] },
+  // Inline `values` in a flow may be personal data.
+  flow_versions: { dataClass: 'config', personalColumns: ['source'] },
+  // Settings may name a user (a login, an e-mail); secrets are encrypted.
+  connections: { dataClass: 'credential', personalColumns: ['settings'] },
+  api_tokens: { dataClass: 'credential', personalColumns: ['name'] },
   runs: { dataClass: 'activity', agedBy: 'queued_at', personalColumns: [] },
   run_inputs: { dataClass: 'dlq', agedBy: 'created_at', personalColumns: ['input'] },
   run_details: {
@@ -40,6 +42,11 @@ export const STORED_TABLES: Readonly<
   // A poll cursor is the watermark column's last value: an id or a time, not a payload.
   trigger_state: { dataClass: 'config', personalColumns: [] },
   poll_seen: { dataClass: 'config', personalColumns: [] },
+  audit_log: { dataClass: 'audit', agedBy: 'at', personalColumns: [] },
+  // Bookkeeping of the audit chain (where it starts after purges): never purged itself.
+  audit_anchor: { dataClass: 'config', personalColumns: [] },
+  // The subject is sealed (encrypted) while the request is open and removed when it completes.
+  erasure_requests: { dataClass: 'audit', agedBy: 'created_at', personalColumns: ['subject_sealed'] },
   kysely_migration: { dataClass: 'config', personalColumns: [] },
   kysely_migration_lock: { dataClass: 'config', personalColumns: [] },
 };

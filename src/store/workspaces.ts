@@ -30,7 +30,16 @@ export class WorkspaceRepository {
     }
     const existing = await this.byName(name);
     if (existing) return existing;
-    const workspace: Workspace = { id: newId(), name, created_at: Date.now(), settings: '{}' };
+    const workspace: Workspace = {
+      id: newId(),
+      name,
+      created_at: Date.now(),
+      settings: '{}',
+      region: 'default',
+      status: 'active',
+      closed_at: null,
+      purge_after: null,
+    };
     await this.db
       .insertInto('workspaces')
       .values(workspace)
