@@ -15,6 +15,9 @@ import {
   type DlqListOptions,
   type RemoteOptions,
 } from './remote.js';
+import { registerErasureCommands } from './erase-commands.js';
+import { registerInventoryCommands } from './inventory-commands.js';
+import { registerRetentionCommands } from './purge-commands.js';
 import { runCommand } from './run.js';
 import { serveCommand, tokenCreateCommand } from './server-commands.js';
 import { formatError } from '../errors/index.js';
@@ -144,6 +147,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
         setExitCode(await dlqActionCommand(action, runId, options));
       });
   }
+
+  registerRetentionCommands(program, setExitCode);
+  registerErasureCommands(program, setExitCode);
+  registerInventoryCommands(program, setExitCode);
 
   program
     .command('schema')

@@ -1,5 +1,6 @@
 /** What every server plugin gets: the store, the vault, the runner and the rest, built once. */
 import type { Logger } from 'pino';
+import type { AuditLog } from '../privacy/audit.js';
 import type { RunService } from '../runs/service.js';
 import type { Runner } from '../runs/runner.js';
 import type { Vault } from '../security/vault.js';
@@ -15,6 +16,8 @@ export interface ServerContext {
   runs: RunService;
   metrics: Metrics;
   logger: Logger;
+  /** The hash-chained audit log (deletion receipts, and more with the security issue). */
+  audit: AuditLog;
   /** Schedules and polls: told when flows change, so changes take effect at once. */
   triggers?: { refresh(): Promise<void> };
   /** False while starting and once shutdown has begun (for /readyz and intake). */

@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { AuditLog } from '../privacy/audit.js';
 import { RunService } from '../runs/service.js';
 import { Runner } from '../runs/runner.js';
 import { loadMasterKey, Vault } from '../security/vault.js';
@@ -79,6 +80,7 @@ export async function startServer(
       runs,
       metrics,
       logger,
+      audit: new AuditLog(store.db),
       isAccepting: () => phase === 'accepting',
       isStarted: () => phase !== 'starting',
     };

@@ -7,8 +7,11 @@ import type { ServerContext } from '../context.js';
 import { connectionsPlugin } from './connections.js';
 import { dlqPlugin } from './dlq.js';
 import { flowsPlugin } from './flows.js';
+import { erasurePlugin } from './erasure.js';
 import { gatewayPlugin } from './gateway.js';
+import { inventoryPlugin } from './inventory.js';
 import { notificationsPlugin } from './notifications.js';
+import { retentionPlugin } from './retention.js';
 import { runsPlugin } from './runs.js';
 import { tokensPlugin } from './tokens.js';
 
@@ -42,4 +45,7 @@ export async function apiPlugin(app: FastifyInstance, context: ServerContext): P
   await app.register(notificationsPlugin, context);
   await app.register(gatewayPlugin, context);
   await app.register(tokensPlugin, context);
+  await app.register(retentionPlugin, context);
+  await app.register(erasurePlugin, context);
+  await app.register(inventoryPlugin, context);
 }
