@@ -323,8 +323,82 @@ const privacy: Migration = {
   },
 };
 
+/**
+ * People and the web console: users (e-mail and password hash), their workspace memberships,
+ * sessions, single-use invite and reset tokens, and the webhook event ids seen recently (the
+ * replay window of signed webhooks).
+ */
+const security: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('users')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('email', 'text', (c) => c.notNull().unique())
+      .addColumn('password_hash', 'text')
+      .addColumn('deployment_role', 'text')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addColumn('password_changed_at', 'bigint')
+      .addColumn('disabled_at', 'bigint')
+      .execute();
+
+    await db.schema
+      .createTable('memberships')
+      .addColumn('workspace_id', 'text', (c) => c.notNull())
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('memberships_pk', ['workspace_id', 'user_id'])
+      .execute();
+    await db.schema.createIndex('memberships_user').on('memberships').column('user_id').execute();
+
+    await db.schema
+      .createTable('sessions')
+      // SHA-256 of the session id: the id itself is only in the cookie.
+      .addColumn('id_hash', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('csrf_secret', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+
+    await db.schema
+      .createTable('user_tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('purpose', 'text', (c) => c.notNull())
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('user_id', 'text')
+      .addColumn('email', 'text')
+      .addColumn('workspace_id', 'text')
+      .addColumn('role', 'text')
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('used_at', 'bigint')
+      .execute();
+
+    await db.schema
+      .createTable('webhook_events_seen')
+      .addColumn('workspace_id', 'text', (c) => c.notNull())
+      .addColumn('flow_name', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('seen_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('webhook_events_seen_pk', ['workspace_id', 'flow_name', 'event_id'])
+      .execute();
+    await db.schema.createIndex('webhook_events_seen_age').on('webhook_events_seen').column('seen_at').execute();
+  },
+  async down(db: Db) {
+    for (const table of ['webhook_events_seen', 'user_tokens', 'sessions', 'memberships', 'users']) {
+      await db.schema.dropTable(table).execute();
+    }
+  },
+};
+
 /** Every migration, by name; names sort in the order they apply. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_privacy': privacy,
+  '0003_security': security,
 };

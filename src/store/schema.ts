@@ -225,6 +225,60 @@ export interface ErasureRequestsTable {
   requested_by: string;
 }
 
+export interface UsersTable {
+  id: string;
+  /** Lower-cased; unique. */
+  email: string;
+  /** A PHC string (Argon2id or PBKDF2-SHA512); null until an invited user sets one. */
+  password_hash: string | null;
+  /** 'operator' for people who run the deployment; null for everyone else. */
+  deployment_role: string | null;
+  created_at: number;
+  updated_at: number;
+  password_changed_at: number | null;
+  disabled_at: number | null;
+}
+
+export interface MembershipsTable {
+  workspace_id: string;
+  user_id: string;
+  role: string;
+  created_at: number;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  /** The absolute end of the session. */
+  expires_at: number;
+  /** Bound to this session: the CSRF token is derived from it. */
+  csrf_secret: string;
+}
+
+export interface UserTokensTable {
+  id: string;
+  /** invite | reset */
+  purpose: string;
+  token_hash: string;
+  user_id: string | null;
+  email: string | null;
+  workspace_id: string | null;
+  role: string | null;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface WebhookEventsSeenTable {
+  workspace_id: string;
+  flow_name: string;
+  event_id: string;
+  seen_at: number;
+}
+
 export interface Database {
   workspaces: WorkspacesTable;
   workspace_keys: WorkspaceKeysTable;
@@ -243,4 +297,9 @@ export interface Database {
   audit_log: AuditLogTable;
   audit_anchor: AuditAnchorTable;
   erasure_requests: ErasureRequestsTable;
+  users: UsersTable;
+  memberships: MembershipsTable;
+  sessions: SessionsTable;
+  user_tokens: UserTokensTable;
+  webhook_events_seen: WebhookEventsSeenTable;
 }

@@ -47,6 +47,14 @@ export const STORED_TABLES: Readonly<
   audit_anchor: { dataClass: 'config', personalColumns: [] },
   // The subject is sealed (encrypted) while the request is open and removed when it completes.
   erasure_requests: { dataClass: 'audit', agedBy: 'created_at', personalColumns: ['subject_sealed'] },
+  // Lethe's own users (not a synced directory): the e-mail to sign in, the password as a hash.
+  users: { dataClass: 'credential', personalColumns: ['email'] },
+  memberships: { dataClass: 'config', personalColumns: [] },
+  // Sessions and single-use tokens expire; the auth module deletes them (hashes only).
+  sessions: { dataClass: 'credential', personalColumns: [] },
+  user_tokens: { dataClass: 'credential', personalColumns: ['email'] },
+  // Event ids of signed webhooks, for the replay window.
+  webhook_events_seen: { dataClass: 'gateway_log', agedBy: 'seen_at', personalColumns: [] },
   kysely_migration: { dataClass: 'config', personalColumns: [] },
   kysely_migration_lock: { dataClass: 'config', personalColumns: [] },
 };
