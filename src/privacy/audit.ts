@@ -137,11 +137,13 @@ export class AuditLog {
         } catch {
           details = undefined;
         }
+        // The stored hash is what is checked, not part of what is hashed.
+        const { hash: _stored, ...entry } = row;
         const recomputed =
           details === undefined
             ? ''
             : entryHash({
-                ...row,
+                ...entry,
                 seq,
                 at: Number(row.at),
                 count: row.count === null ? null : Number(row.count),

@@ -17,6 +17,14 @@ export class FlowCache {
     private readonly filesDir: (workspaceName: string) => string,
   ) {}
 
+  /**
+   * Forget every parsed version. Versions are immutable, except when an erasure request
+   * pseudonymises a subject inside stored flow text.
+   */
+  forget(): void {
+    this.cache.clear();
+  }
+
   async get(workspaceId: string, workspaceName: string, name: string, version: number): Promise<LoadedFlow> {
     const key = `${workspaceId}/${name}/${version}`;
     const cached = this.cache.get(key);

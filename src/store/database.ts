@@ -63,6 +63,9 @@ async function openSqlite(options: OpenOptions): Promise<StoreDatabase> {
   await switchToWal(sqlite);
   sqlite.pragma(`synchronous = ${options.sqliteSynchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   sqlite.pragma('foreign_keys = ON');
+  // Deleted rows are overwritten, not just unlinked: purged and erased data must not linger
+  // in free pages of the file.
+  sqlite.pragma('secure_delete = ON');
   // Kysely prepares every query anew; a cache of prepared statements by SQL text saves that.
   const statements = new Map<string, ReturnType<typeof sqlite.prepare>>();
   const database = {
