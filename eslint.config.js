@@ -37,6 +37,7 @@ export default tseslint.config(
       'src/expr/**',
       'src/table/**',
       'src/connectors/**',
+      'src/egress/**',
     ],
     rules: {
       'no-restricted-imports': [

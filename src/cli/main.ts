@@ -56,6 +56,10 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .option('--wait', 'with --server: wait for the run to end and print its summary')
     .option('--timeout <seconds>', 'with --wait: stop waiting after this long (default 300)')
     .option('--idempotency-key <key>', 'with --server: the same key never starts a second run')
+    .option(
+      '--ask-credentials',
+      "with --server: ask for the credentials of the flow's connections (kept in the server's memory for this run only)",
+    )
     .action(async (flow: string, options) => {
       if (isRemoteRun(options)) setExitCode(await remoteRunCommand(flow, options));
       else setExitCode(await runCommand(flow, options));

@@ -4,8 +4,16 @@
  * the dead-letter queue. The server and token come from --server/--token or LETHE_SERVER and
  * LETHE_TOKEN. Exit codes as for local runs: 0 success, 1 the run failed (or --wait gave up),
  * 2 the request could not be made (usage, access, unknown flow, invalid params, no server).
+ *
+ * `--ask-credentials` asks, for each connection the flow uses, for the credentials of this run
+ * (the secrets of a stored connection, or a whole connection that is not stored) and sends them
+ * with the run: the server holds them in memory until the run ends and never stores them.
+ * Secret answers are not echoed; when stdin is not a terminal, one line is read per question.
  */
+import { createInterface, type Interface } from 'node:readline/promises';
+import { Writable } from 'node:stream';
 import type { Command } from 'commander';
+import { CONNECTORS } from '../connectors/registry.js';
 import type { StepStats } from '../engine/events.js';
 import { LetheError } from '../errors/index.js';
 import { formatCount, formatDuration } from './progress.js';
@@ -25,6 +33,8 @@ export interface RemoteRunOptions extends RemoteOptions {
   /** Seconds --wait waits at most. */
   timeout?: string;
   idempotencyKey?: string;
+  /** Ask for the credentials of the flow's connections and send them with the run. */
+  askCredentials?: boolean;
   /** Options of local runs: refused with --server. */
   connections?: string;
   state?: string;
@@ -43,6 +53,7 @@ const REMOTE_ONLY = {
   wait: '--wait',
   timeout: '--timeout',
   idempotencyKey: '--idempotency-key',
+  askCredentials: '--ask-credentials',
 } as const;
 const LOCAL_ONLY = { connections: '--connections', state: '--state', input: '--input' } as const;
 
@@ -252,6 +263,148 @@ function printSummary(detail: RunDetail): void {
   }
 }
 
+/**
+ * Questions on the terminal, answers to secret ones not echoed; when the input is not a
+ * terminal (a pipe, a file), each question takes the next line, and an ended input answers "".
+ */
+export class Prompter {
+  private readonly lines: string[] = [];
+  private readonly waiting: ((line: string) => void)[] = [];
+  private ended = false;
+  private muted = false;
+  private readonly rl: Interface;
+  private readonly tty: boolean;
+
+  constructor(
+    input: NodeJS.ReadableStream & { isTTY?: boolean } = process.stdin,
+    private readonly output: NodeJS.WritableStream = process.stderr,
+  ) {
+    this.tty = input.isTTY === true;
+    if (this.tty) {
+      // Echo goes through this stream, which keeps quiet while a secret is typed.
+      const echo = new Writable({
+        write: (chunk, _encoding, done) => {
+          if (!this.muted) this.output.write(chunk);
+          done();
+        },
+      });
+      this.rl = createInterface({ input, output: echo, terminal: true });
+    } else {
+      this.rl = createInterface({ input, terminal: false });
+      this.rl.on('line', (line) => {
+        const waiter = this.waiting.shift();
+        if (waiter) waiter(line);
+        else this.lines.push(line);
+      });
+      this.rl.on('close', () => {
+        this.ended = true;
+        for (const waiter of this.waiting.splice(0)) waiter('');
+      });
+    }
+  }
+
+  async ask(question: string, secret: boolean): Promise<string> {
+    this.output.write(question);
+    if (!this.tty) {
+      const answer = await new Promise<string>((resolve) => {
+        const line = this.lines.shift();
+        if (line !== undefined) resolve(line);
+        else if (this.ended) resolve('');
+        else this.waiting.push(resolve);
+      });
+      this.output.write('\n');
+      return answer.replace(/\r$/, '');
+    }
+    this.muted = secret;
+    try {
+      return await this.rl.question('');
+    } finally {
+      if (secret) this.output.write('\n');
+      this.muted = false;
+    }
+  }
+
+  close(): void {
+    this.rl.close();
+  }
+}
+
+/** A connection a run of the flow uses, as GET …/flows/{name}/connections gives it. */
+interface FlowConnection {
+  name: string;
+  stored: boolean;
+  type: string | null;
+  secrets: string[];
+}
+
+interface RuntimeConnection {
+  type?: string;
+  settings?: Record<string, unknown>;
+  secrets?: Record<string, string>;
+}
+
+/** A typed answer for a setting: numbers and booleans as such, the rest as text. */
+function settingValue(schema: { type?: unknown } | undefined, answer: string): unknown {
+  const type = schema?.type;
+  if ((type === 'integer' || type === 'number') && /^-?[0-9]+(\.[0-9]+)?$/.test(answer))
+    return Number(answer);
+  if (type === 'boolean') {
+    if (/^(true|yes|y|1)$/i.test(answer)) return true;
+    if (/^(false|no|n|0)$/i.test(answer)) return false;
+  }
+  return answer;
+}
+
+/**
+ * Ask for the credentials of each connection: the secrets of a stored one (an empty answer
+ * keeps the stored secret), or, for one that is not stored, its type and then each of its
+ * settings (an empty answer leaves a setting out; an empty type leaves the connection out).
+ */
+export async function askCredentials(
+  connections: readonly FlowConnection[],
+  prompter: Prompter,
+): Promise<Record<string, RuntimeConnection>> {
+  const credentials: Record<string, RuntimeConnection> = {};
+  for (const connection of connections) {
+    let type = connection.type ?? '';
+    if (!connection.stored) {
+      const types = [...CONNECTORS.keys()].join(', ');
+      type = (
+        await prompter.ask(`connection "${connection.name}" is not stored; its type (${types}): `, false)
+      ).trim();
+      if (type === '') continue;
+    }
+    const connector = CONNECTORS.get(type);
+    if (!connector) {
+      // The server names the problem; the type alone is sent.
+      credentials[connection.name] = { type };
+      continue;
+    }
+    const secretFields = new Set(connector.secretSettings);
+    const properties = (connector.settingsSchema as { properties?: Record<string, { type?: unknown }> })
+      .properties;
+    const fields = connection.stored ? connector.secretSettings : Object.keys(properties ?? {});
+    const entry: RuntimeConnection = connection.stored ? {} : { type };
+    for (const field of fields) {
+      const secret = secretFields.has(field);
+      const note = secret
+        ? connection.stored && connection.secrets.includes(field)
+          ? ' (hidden; empty keeps the stored one)'
+          : ' (hidden; empty leaves it out)'
+        : ' (empty leaves it out)';
+      const label = connection.stored
+        ? `connection "${connection.name}" (${type}, stored): ${field}${note}: `
+        : `  ${connection.name}.${field}${note}: `;
+      const answer = await prompter.ask(label, secret);
+      if (answer === '') continue;
+      if (secret) (entry.secrets ??= {})[field] = answer;
+      else (entry.settings ??= {})[field] = settingValue(properties?.[field], answer.trim());
+    }
+    if (!connection.stored || entry.secrets) credentials[connection.name] = entry;
+  }
+  return credentials;
+}
+
 /** `lethe run <flow-name> --server URL …` */
 export async function remoteRunCommand(flow: string, options: RemoteRunOptions): Promise<number> {
   let client: ApiClient;
@@ -261,8 +414,22 @@ export async function remoteRunCommand(flow: string, options: RemoteRunOptions):
     client = ApiClient.from(options);
     timeoutMs = parseTimeout(options.timeout);
     const params = parseParamOptions(options.param);
+    let credentials: Record<string, RuntimeConnection> | undefined;
+    if (options.askCredentials) {
+      const { items } = await client.request<{ items: FlowConnection[] }>(
+        'GET',
+        `/flows/${encodeURIComponent(flow)}/connections`,
+      );
+      if (items.length === 0) process.stderr.write(`${flow}: the flow uses no connection; nothing to ask\n`);
+      const prompter = new Prompter();
+      try {
+        credentials = await askCredentials(items, prompter);
+      } finally {
+        prompter.close();
+      }
+    }
     started = await client.request('POST', `/flows/${encodeURIComponent(flow)}/runs`, {
-      body: { params },
+      body: { params, ...(credentials && Object.keys(credentials).length > 0 ? { credentials } : {}) },
       headers: options.idempotencyKey === undefined ? {} : { 'idempotency-key': options.idempotencyKey },
     });
   } catch (error) {

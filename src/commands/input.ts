@@ -1,7 +1,8 @@
 /**
- * input — read a table from exactly one source: a file, a connection (SQL query or whole
- * table), inline `values`, or the trigger's payload. `types` then converts columns (SPEC 4.2);
- * a declared column the source lacks is added as null, so a flow can rely on it.
+ * input — read a table from exactly one source: a file, a connection (SQL query, whole table,
+ * or an HTTP request's JSON answers), inline `values`, or the trigger's payload. `types` then
+ * converts columns (SPEC 4.2); a declared column the source lacks is added as null, so a flow
+ * can rely on it.
  */
 import Type, { type Static } from 'typebox';
 import { readTableFile, resolveFormat } from '../connectors/files/index.js';
@@ -14,7 +15,9 @@ import {
   ExpressionText,
   FileFormatField,
   FilePath,
-  HttpRequest,
+  HttpInputRequest,
+  checkHttpRequest,
+  httpSession,
 } from './shared.js';
 
 const ColumnTypes = Type.Record(
@@ -43,7 +46,7 @@ const schema = Type.Object(
         description: 'Expressions (e.g. "$params.since") bound to the query placeholders ($1… or ?).',
       }),
     ),
-    request: Type.Optional(HttpRequest),
+    request: Type.Optional(HttpInputRequest),
     values: Type.Optional(
       Type.Array(Type.Record(Type.String(), Type.Unknown()), { description: 'Inline records.' }),
     ),
@@ -136,9 +139,7 @@ async function readSource(body: Body, context: StepContext): Promise<Table> {
   }
   const name = body.connection!;
   if (body.request !== undefined) {
-    throw context.error('CONNECTION_ERROR', 'HTTP requests are not supported by this version', {
-      path: ['request'],
-    });
+    return (await httpSession(name, context)).fetchTable(body.request, context);
   }
   const session = await context.connections.session(name);
   if (body.sql !== undefined) {
@@ -159,7 +160,10 @@ export const input: CommandDefinition<Body> = {
   check(body, context) {
     const found = sources(body);
     if (found.length === 0) {
-      context.error([], 'input needs one source: file, connection (with sql or table), values or trigger');
+      context.error(
+        [],
+        'input needs one source: file, connection (with sql, table or request), values or trigger',
+      );
     } else if (found.length > 1) {
       context.error(
         [found[1]!],
@@ -175,9 +179,7 @@ export const input: CommandDefinition<Body> = {
         );
       }
     }
-    if (body.request !== undefined) {
-      context.error(['request'], 'HTTP requests are not supported by this version');
-    }
+    if (body.request !== undefined) checkHttpRequest(body.request, 'input', context);
     checkOptions(body, context);
     for (const [i, text] of (body.parameters ?? []).entries()) context.expression(['parameters', i], text);
   },

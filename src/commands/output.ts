@@ -1,6 +1,7 @@
 /**
  * output — write a table to exactly one sink: a file (format by extension), a connection's
- * table (`mode: insert | upsert | update | delete | replace`, in one transaction), or the
+ * table (`mode: insert | upsert | update | delete | replace`, in one transaction), an HTTP
+ * API (`request`: rows as JSON, per row or in batches, in order), or the
  * run's response (`respond: true`: the webhook's answer, or what `lethe run` prints). The
  * step's own output is its input, so other steps may follow it.
  */
@@ -15,8 +16,10 @@ import {
   CsvDelimiter,
   FileFormatField,
   FilePath,
-  HttpRequest,
+  HttpOutputRequest,
   StepRef,
+  checkHttpRequest,
+  httpSession,
 } from './shared.js';
 
 const schema = Type.Object(
@@ -47,7 +50,7 @@ const schema = Type.Object(
           'Create the table if it does not exist (column types from the data, the key as primary key).',
       }),
     ),
-    request: Type.Optional(HttpRequest),
+    request: Type.Optional(HttpOutputRequest),
     respond: Type.Optional(Type.Literal(true, { description: 'Make this table the run’s response.' })),
   },
   { additionalProperties: false, description: 'Write a table to one sink.' },
@@ -63,13 +66,13 @@ function keyColumns(body: Body): string[] {
 
 export const output: CommandDefinition<Body> = {
   name: 'output',
-  summary: 'Write a table to a file, a database table or the run’s response.',
+  summary: 'Write a table to a file, a database table, an HTTP API or the run’s response.',
   schema,
   references: (body) => [{ path: ['from'], step: body.from }],
   check(body, context) {
     const found = SINKS.filter((key) => body[key] !== undefined);
     if (found.length === 0)
-      context.error([], 'output needs one sink: file, connection (with table) or respond');
+      context.error([], 'output needs one sink: file, connection (with table or request) or respond');
     else if (found.length > 1) {
       context.error(
         [found[1]!],
@@ -91,12 +94,14 @@ export const output: CommandDefinition<Body> = {
     onlyWith('key', 'connection outputs', body.connection !== undefined);
     onlyWith('create', 'connection outputs', body.connection !== undefined);
     onlyWith('request', 'connection outputs', body.connection !== undefined);
-    if (body.connection !== undefined) {
-      if (body.request !== undefined) {
-        context.error(['request'], 'HTTP requests are not supported by this version');
-      } else if (body.table === undefined) {
-        context.error([], 'a connection output needs "table"');
+    if (body.connection !== undefined && body.request !== undefined) {
+      for (const option of ['table', 'mode', 'key', 'create'] as const) {
+        if (body[option] !== undefined)
+          context.error([option], `"${option}" applies to table outputs, not to "request"`);
       }
+      checkHttpRequest(body.request, 'output', context);
+    } else if (body.connection !== undefined) {
+      if (body.table === undefined) context.error([], 'a connection output needs "table" or "request"');
       const mode = body.mode ?? 'insert';
       const needsKey = mode === 'upsert' || mode === 'update' || mode === 'delete';
       if (needsKey && body.key === undefined) context.error(['mode'], `mode "${mode}" needs "key"`);
@@ -115,6 +120,8 @@ export const output: CommandDefinition<Body> = {
         { delimiter: body.delimiter, sheet: body.sheet, displayName: body.file },
         context,
       );
+    } else if (body.request !== undefined) {
+      await (await httpSession(body.connection!, context)).send(body.request, table, context);
     } else {
       const key = keyColumns(body);
       key.forEach((name, i) =>

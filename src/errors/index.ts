@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'COUNTER_ERROR'
   | 'CANCELLED'
   | 'CONFLICT' // the request clashes with what exists (an idempotency key used for another flow…)
+  | 'INPUT_LOST' // a run's input was held in memory only (confidential) and the process that held it is gone
+  | 'CREDENTIALS_LOST' // credentials given at run time were held in memory only and are gone
   | 'INTERNAL';
 
 /** Where in a flow (or other source file) something is. `path` is like `steps[3].join.left`. */

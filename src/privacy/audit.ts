@@ -73,6 +73,21 @@ export class AuditLog {
     }
   }
 
+  /**
+   * Run `work` in a transaction, so the entries it appends (`append(entry, trx)`) commit with
+   * the change they record, or neither does. When another writer took the same place in the
+   * chain, the whole transaction runs again after it.
+   */
+  async transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.db.transaction().execute(work);
+      } catch (error) {
+        if (!isUniqueViolation(error) || attempt >= 20) throw error;
+      }
+    }
+  }
+
   private async appendOnce(entry: AuditEntry, db: Db): Promise<{ seq: number; hash: string }> {
     const last = await db
       .selectFrom('audit_log')

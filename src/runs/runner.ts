@@ -9,13 +9,21 @@
  * - On start, runs left `running` by a crash are re-queued, or dead-lettered when their
  *   attempts are spent. On stop, intake ends, running runs get a grace period to finish, and
  *   the rest are cancelled and put back in the queue without counting the attempt.
- * - Confidential runs keep their input in memory only (see docs/privacy.md when it lands).
+ * - Runs that keep no payloads (confidential flows, workspaces that deny log access) hold their
+ *   input in memory only, and store no sample rows and no error message: their record is ids,
+ *   status, times, counts and the error's class. Their input is forgotten when the run ends,
+ *   so they enter the dead-letter queue without it; one whose input a restart lost ends
+ *   incomplete with INPUT_LOST. Credentials given at run time live here too, and only here
+ *   (CREDENTIALS_LOST after a restart). See docs/privacy.md.
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { runFlow, type RunResult } from '../engine/run.js';
+import { runWithEgress } from '../egress/index.js';
+import { egressForWorkspace } from '../egress/workspace.js';
 import { LetheError, formatError, toLetheError, type ErrorCode } from '../errors/index.js';
 import { resolveParams } from '../flow/load.js';
+import { mayStorePayloads } from '../privacy/settings.js';
 import type { Vault } from '../security/vault.js';
 import { newId } from '../store/ids.js';
 import type { Store } from '../store/index.js';
@@ -24,7 +32,9 @@ import type { RunInput, RunOutcome, RunRow } from '../store/runs.js';
 import type { Workspace } from '../store/workspaces.js';
 import { tableFromRecords, type Table } from '../table/index.js';
 import { StoredConnections } from './connections.js';
+import { credentialValues, type HeldCredentials, type RunInputWithCredentials } from './credentials.js';
 import { FlowCache } from './flow-cache.js';
+import { Redactor } from './privacy.js';
 
 /** Errors that another attempt cannot fix. */
 const PERMANENT: ReadonlySet<ErrorCode> = new Set([
@@ -34,6 +44,8 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set([
   'PARAM_INVALID',
   'EXPRESSION_SYNTAX',
   'CONNECTIONS_INVALID',
+  'INPUT_LOST',
+  'CREDENTIALS_LOST',
 ]);
 
 /** Rows of each step's output kept in execution details (standard flows). */
@@ -110,6 +122,8 @@ export class Runner {
    * inputs live only here; standard runs' are also in the store, and kept here while few.
    */
   private readonly memoryInputs = new Map<string, RunInput>();
+  /** Credentials given at run time, by run: in memory only, until the run ends. */
+  private readonly credentials = new Map<string, HeldCredentials>();
   private readonly workspaces = new Map<string, { workspace: Workspace | undefined; until: number }>();
   private timer: NodeJS.Timeout | undefined;
   private accepting = false;
@@ -128,6 +142,11 @@ export class Runner {
   /** A workspace's files folder: where its flows' relative paths point. */
   filesDir(workspaceName: string): string {
     return join(this.options.dataDir, 'files', workspaceName);
+  }
+
+  /** The vault (the run service checks credentials given at run time with it). */
+  get vault(): Vault {
+    return this.options.vault;
   }
 
   get activeCount(): number {
@@ -154,8 +173,15 @@ export class Runner {
     if (confidential || this.memoryInputs.size < MEMORY_INPUTS) this.memoryInputs.set(runId, input);
   }
 
+  /** Keep credentials given at run time until the run ends (they exist nowhere else). */
+  holdCredentials(runId: string, credentials: HeldCredentials): void {
+    if (credentials.size > 0) this.credentials.set(runId, credentials);
+  }
+
+  /** Forget what a run held in memory: its input and any credentials given at run time. */
   dropInput(runId: string): void {
     this.memoryInputs.delete(runId);
+    this.credentials.delete(runId);
   }
 
   /**
@@ -322,7 +348,7 @@ export class Runner {
     if (!entry) return false;
     const { run, direct } = entry;
     direct.persisted ??= this.store.commits.submit(async (trx) => {
-      await this.store.runs.insert(trx, run, direct.input);
+      await this.store.runs.insert(trx, run, run.input_kept === 1 ? direct.input : undefined);
       if (direct.gateway) await this.store.gatewayLog.insert(trx, { ...direct.gateway, run_id: run.id });
     });
     await direct.persisted;
@@ -361,36 +387,56 @@ export class Runner {
     const workspace = await this.workspace(run.workspace_id);
     let result: RunResult | undefined;
     let error: LetheError | undefined;
+    const runtime = this.credentials.get(run.id);
+    // Whatever this run learns that must never be stored (secrets, credentials given at run time).
+    const redactor = new Redactor();
+    credentialValues(runtime, redactor);
     const connections = new StoredConnections(
       () => this.store.connections.all(run.workspace_id),
       this.options.vault,
       this.filesDir(workspace?.name ?? run.workspace_id),
+      { runtime, redactor, trigger: run.trigger },
     );
+    const keepsPayloads = workspace !== undefined && this.keepsPayloads(run, workspace);
     try {
       if (!workspace) throw new LetheError('FLOW_INVALID', 'the workspace of this run no longer exists');
-      const input =
+      const input: RunInputWithCredentials | undefined =
         direct.input ??
         this.memoryInputs.get(run.id) ??
         (run.input_kept === 1 ? await this.store.runs.input(run.id) : undefined);
       if (input === undefined && run.input_kept === 0 && run.trigger !== 'schedule') {
         throw new LetheError(
-          'SOURCE_ERROR',
-          'the input of this confidential run was held in memory only and is gone (the server restarted)',
+          'INPUT_LOST',
+          'the input of this run was held in memory only (it is never stored) and is gone: the server restarted ' +
+            'before the run could end; send the request again or start a new run',
+        );
+      }
+      const missing = (input?.credentials ?? []).filter((name) => !runtime?.has(name));
+      if (missing.length > 0) {
+        throw new LetheError(
+          'CREDENTIALS_LOST',
+          `the credentials given at run time for ${missing.map((name) => `"${name}"`).join(', ')} were held in ` +
+            'memory only and are gone: the server restarted before the run could end',
+          { hint: 'start a new run with its credentials (lethe run --ask-credentials)' },
         );
       }
       const loaded = await this.flows.get(workspace.id, workspace.name, run.flow_name, run.flow_version);
       const params = resolveParams(loaded.flow, input?.params ?? {});
-      result = await runFlow(loaded, {
-        runId: run.id,
-        workspace: workspace.id,
-        params,
-        connections,
-        counters: this.store.counters,
-        trigger: input?.payload ? { table: tableFromRecords(input.payload) } : undefined,
-        signal: controller.signal,
-        confineFiles: true,
-        sampleRows: run.privacy === 'standard' ? SAMPLE_ROWS : 0,
-      });
+      // Every connection the run opens is checked by the deployment's egress policy, opened
+      // only by the workspace's own allow-list.
+      result = await runWithEgress(egressForWorkspace(workspace.settings), () =>
+        runFlow(loaded, {
+          runId: run.id,
+          workspace: workspace.id,
+          params,
+          connections,
+          counters: this.store.counters,
+          trigger: input?.payload ? { table: tableFromRecords(input.payload) } : undefined,
+          signal: controller.signal,
+          confineFiles: true,
+          sampleRows: keepsPayloads ? SAMPLE_ROWS : 0,
+        }),
+      );
       error = result.error;
     } catch (thrown) {
       error = toLetheError(thrown);
@@ -399,7 +445,15 @@ export class Runner {
       // The engine is done: the next run may start while this one's record commits.
       release();
     }
-    return this.settle(run, result, error, performance.now() - started, direct);
+    return this.settle(run, result, error, performance.now() - started, direct, keepsPayloads, redactor);
+  }
+
+  /**
+   * Whether this run's payloads may be stored: a standard flow whose input was kept (so it
+   * was not made while its workspace denied log access), in a workspace that allows log access.
+   */
+  private keepsPayloads(run: RunRow, workspace: Workspace): boolean {
+    return run.privacy === 'standard' && run.input_kept === 1 && mayStorePayloads(workspace);
   }
 
   /** Decide how a run ended and record it. */
@@ -409,6 +463,8 @@ export class Runner {
     error: LetheError | undefined,
     durationMs: number,
     direct: Direct,
+    keepsPayloads: boolean,
+    redactor: Redactor,
   ): Promise<RunCompletion> {
     const now = Date.now();
     const reason = this.stopReasons.get(run.id);
@@ -418,11 +474,12 @@ export class Runner {
     if (result?.status === 'cancelled' && reason === 'shutdown') {
       await this.store.commits.submit(async (trx) => {
         if (isDirect) {
-          // Never written yet: it goes to the queue now, to run after the restart.
+          // Never written yet: it goes to the queue now, to run after the restart. An input that
+          // is never stored stays in memory only, where the restart loses it (INPUT_LOST).
           await this.store.runs.insert(
             trx,
             { ...run, status: 'queued', attempt: 0, started_at: null, available_at: now },
-            direct.input,
+            run.input_kept === 1 ? direct.input : undefined,
           );
           if (direct.gateway) await this.store.gatewayLog.insert(trx, { ...direct.gateway, run_id: run.id });
         } else {
@@ -441,7 +498,6 @@ export class Runner {
       return { runId: run.id, status: 'requeued', response: undefined, error };
     }
     const status: RunOutcome['status'] = !error ? 'succeeded' : cancelled ? 'failed' : 'incomplete';
-    const standard = run.privacy === 'standard';
     const steps = result?.steps ?? [];
     const outcome: RunOutcome = {
       status,
@@ -451,12 +507,21 @@ export class Runner {
       rowsWritten: steps.filter((s) => s.command === 'output').reduce((n, s) => n + s.rowsOut, 0),
       errorCode: error ? error.code : null,
       errorStep: error?.details.step ?? null,
-      details: standard ? { steps, errorMessage: error ? formatError(error) : null } : undefined,
+      // Runs that keep no payloads store no details at all: no samples, no error message.
+      details: keepsPayloads
+        ? {
+            steps: steps.map((step) =>
+              step.sample ? { ...step, sample: redactor.value(step.sample) } : step,
+            ),
+            errorMessage: error ? redactor.text(formatError(error)) : null,
+          }
+        : undefined,
     };
     await this.store.commits.submit(async (trx) => {
       if (isDirect) {
         // The whole run in one write: its record, the input only if it stays for a retry.
-        await this.store.runs.insert(trx, run, status === 'incomplete' ? direct.input : undefined);
+        const keptInput = status === 'incomplete' && run.input_kept === 1 ? direct.input : undefined;
+        await this.store.runs.insert(trx, run, keptInput);
         if (direct.gateway) await this.store.gatewayLog.insert(trx, { ...direct.gateway, run_id: run.id });
       }
       await this.store.runs.finish(trx, run, outcome);
@@ -472,9 +537,15 @@ export class Runner {
         });
       }
     });
-    this.memoryInputs.delete(run.id);
+    // The run has ended: what it held in memory goes (a DLQ retry cannot replay it).
+    this.dropInput(run.id);
     this.options.onFinished?.(run, status, result);
     return this.complete({ runId: run.id, status, response: result?.response, error });
+  }
+
+  /** A workspace's settings changed: the next run reads them afresh (not after the cache's lag). */
+  forgetWorkspace(id: string): void {
+    this.workspaces.delete(id);
   }
 
   private async workspace(id: string): Promise<Workspace | undefined> {

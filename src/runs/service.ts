@@ -4,9 +4,14 @@
  * entry for webhooks), and only then is the caller told the run exists — so an accepted run
  * is never lost. An `Idempotency-Key` makes a repeated request return the first run instead
  * of making another.
+ *
+ * Runs that keep no payloads (confidential flows; every flow of a workspace that denies log
+ * access) are written without their input, which the runner holds in memory; their webhook
+ * body is not logged, their Idempotency-Key is stored as a digest, and a mistake in their
+ * parameters is reported without repeating the values. Manual runs may bring credentials
+ * (./credentials.ts), which are checked here and then held by the runner only.
  */
 import { LetheError } from '../errors/index.js';
-import { resolveParams } from '../flow/load.js';
 import { isUniqueViolation } from '../store/database.js';
 import { newId } from '../store/ids.js';
 import type { Store } from '../store/index.js';
@@ -14,6 +19,13 @@ import type { GatewayLogRow } from '../store/records.js';
 import type { RunInput, RunRow } from '../store/runs.js';
 import type { FlowRow } from '../store/flows.js';
 import type { Workspace } from '../store/workspaces.js';
+import {
+  checkCredentials,
+  type HeldConnection,
+  type RunInputWithCredentials,
+  type RuntimeCredentials,
+} from './credentials.js';
+import { checkParams, runByIdempotencyKey, storedIdempotencyKey, storesPayloads } from './privacy.js';
 import type { RunCompletion, Runner } from './runner.js';
 
 export type TriggerKind = 'manual' | 'schedule' | 'webhook' | 'poll';
@@ -30,6 +42,8 @@ export interface CreateRun {
   gateway?: Omit<GatewayLogRow, 'run_id'>;
   /** Someone waits for the result: run it before queued work. */
   urgent?: boolean;
+  /** Credentials given for this run only, by connection name (manual runs only). */
+  credentials?: RuntimeCredentials;
 }
 
 export interface CreatedRun {
@@ -68,8 +82,9 @@ export class RunService {
     request: Omit<CreateRun, 'idempotencyKey' | 'urgent'>,
   ): Promise<{ runId: string; completion: Promise<RunCompletion> }> {
     const { workspace, flow } = request;
+    const keeps = storesPayloads(flow.privacy, workspace);
     const loaded = await this.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
-    resolveParams(loaded.flow, request.params ?? {});
+    checkParams(loaded, request.params ?? {}, keeps);
     const now = Date.now();
     const run: RunRow = {
       ...this.newRun(request, now, 1),
@@ -79,11 +94,7 @@ export class RunService {
     };
     const input: RunInput = { params: request.params ?? {}, payload: request.payload };
     const gateway = request.gateway
-      ? {
-          ...request.gateway,
-          run_id: run.id,
-          body: flow.privacy === 'confidential' ? null : request.gateway.body,
-        }
+      ? { ...request.gateway, run_id: run.id, body: keeps ? request.gateway.body : null }
       : undefined;
     return { runId: run.id, completion: this.runner.runDirect(run, input, gateway) };
   }
@@ -94,6 +105,8 @@ export class RunService {
     maxAttempts: number,
   ): RunRow {
     const { workspace, flow } = request;
+    const keeps = storesPayloads(flow.privacy, workspace);
+    const key = request.idempotencyKey;
     return {
       id: newId(now),
       workspace_id: workspace.id,
@@ -113,8 +126,8 @@ export class RunService {
       rows_written: null,
       error_code: null,
       error_step: null,
-      idempotency_key: request.idempotencyKey ?? null,
-      input_kept: flow.privacy === 'confidential' ? 0 : 1,
+      idempotency_key: key === undefined ? null : storedIdempotencyKey(workspace.id, key, keeps),
+      input_kept: keeps ? 1 : 0,
     };
   }
 
@@ -124,33 +137,51 @@ export class RunService {
     if (key !== undefined && (key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY)) {
       throw new LetheError('USAGE', `Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`);
     }
+    if (request.credentials !== undefined && request.trigger !== 'manual') {
+      throw new LetheError('USAGE', 'only manual runs take credentials at run time');
+    }
+    const keeps = storesPayloads(flow.privacy, workspace);
     if (key !== undefined) {
-      const earlier = await this.store.runs.byIdempotencyKey(workspace.id, key);
+      const earlier = await runByIdempotencyKey(this.store.db, workspace.id, key);
       if (earlier) return this.duplicateOf(earlier, flow);
     }
     const loaded = await this.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
     // Parameters are checked now, so that a caller hears of a mistake instead of a failed run.
-    resolveParams(loaded.flow, request.params ?? {});
+    checkParams(loaded, request.params ?? {}, keeps);
+    let credentials = new Map<string, HeldConnection>();
+    if (request.credentials !== undefined && Object.keys(request.credentials).length > 0) {
+      credentials = await checkCredentials({
+        given: request.credentials,
+        flow: loaded.flow,
+        workspaceId: workspace.id,
+        stored: (name) => this.store.connections.get(workspace.id, name),
+        vault: this.runner.vault,
+        filesDir: this.runner.filesDir(workspace.name),
+      });
+    }
     const now = Date.now();
-    const confidential = flow.privacy === 'confidential';
-    const input: RunInput = { params: request.params ?? {}, payload: request.payload };
+    const input: RunInputWithCredentials = { params: request.params ?? {}, payload: request.payload };
+    // Only the names of connections given at run time are kept with the input, so that a run
+    // that needs them after a restart says why it cannot go on.
+    if (credentials.size > 0) input.credentials = [...credentials.keys()];
     const run = this.newRun(request, now, loaded.flow.retry?.attempts ?? 1);
-    this.runner.holdInput(run.id, input, confidential);
+    this.runner.holdInput(run.id, input, !keeps);
+    this.runner.holdCredentials(run.id, credentials);
     try {
       await this.store.commits.submit(async (trx) => {
-        await this.store.runs.insert(trx, run, input);
+        await this.store.runs.insert(trx, run, keeps ? input : undefined);
         if (request.gateway) {
           await this.store.gatewayLog.insert(trx, {
             ...request.gateway,
             run_id: run.id,
-            body: confidential ? null : request.gateway.body,
+            body: keeps ? request.gateway.body : null,
           });
         }
       });
     } catch (error) {
       this.runner.dropInput(run.id);
       if (key !== undefined && isUniqueViolation(error)) {
-        const earlier = await this.store.runs.byIdempotencyKey(workspace.id, key);
+        const earlier = await runByIdempotencyKey(this.store.db, workspace.id, key);
         if (earlier) return this.duplicateOf(earlier, flow);
       }
       throw error;

@@ -24,6 +24,17 @@ export const PERMISSIONS = {
   'notification.read': 'viewer',
   'gateway.read': 'viewer',
   'token.manage': 'admin',
+  // Privacy settings (retention overrides, legal hold, log access) and the retention status.
+  'settings.read': 'viewer',
+  'settings.write': 'admin',
+  'retention.read': 'viewer',
+  // Data-subject erasure requests: who asked to be erased is itself sensitive.
+  'erasure.read': 'admin',
+  'erasure.write': 'admin',
+  'inventory.read': 'admin',
+  'workspace.close': 'owner',
+  // Opening private networks to the workspace's flows.
+  'egress.write': 'owner',
 } as const satisfies Record<string, Role>;
 
 export type Action = keyof typeof PERMISSIONS;

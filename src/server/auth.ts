@@ -49,6 +49,19 @@ export function guard(context: ServerContext, action: Action) {
     if (!workspace || workspace.id !== principal.workspaceId) {
       throw new HttpError(404, 'NOT_FOUND', `workspace "${name}" not found`);
     }
+    // A closed workspace is in passive storage: unreadable, whatever the role (privacy/workspace-lifecycle.ts).
+    if (workspace.status !== 'active') {
+      const until =
+        workspace.purge_after === null
+          ? ''
+          : ` until ${new Date(Number(workspace.purge_after)).toISOString()}, then purged`;
+      throw new HttpError(
+        410,
+        'WORKSPACE_CLOSED',
+        `workspace "${name}" is closed: its data is in passive storage${until} and cannot be read or changed`,
+        'an operator can reopen it before then with lethe workspace reopen',
+      );
+    }
     if (!allows(principal.role, action)) {
       throw new HttpError(
         403,
@@ -70,4 +83,9 @@ export function workspaceOf(request: FastifyRequest): Workspace {
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal) throw new HttpError(500, 'INTERNAL', 'route is not guarded');
   return request.principal;
+}
+
+/** Who did it, for audit entries and authorship: an id, never a name. */
+export function actorOf(request: FastifyRequest): string {
+  return `token:${principalOf(request).tokenId}`;
 }

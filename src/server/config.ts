@@ -5,6 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { LetheError } from '../errors/index.js';
+import { retentionConfigFromEnv, type RetentionConfig } from '../privacy/retention-policy.js';
 
 export interface ServerConfig {
   port: number;
@@ -24,6 +25,8 @@ export interface ServerConfig {
   seedExamples: boolean;
   logLevel: string;
   sqliteSynchronous: 'full' | 'normal';
+  /** Retention periods, their bounds, and how the purger runs (LETHE_RETENTION_*, LETHE_PURGE_*). */
+  retention: RetentionConfig;
 }
 
 export interface ConfigFlags {
@@ -74,5 +77,6 @@ export function loadConfig(
     seedExamples: env.LETHE_SEED_EXAMPLES !== '0',
     logLevel: env.LETHE_LOG_LEVEL ?? 'info',
     sqliteSynchronous: synchronous,
+    retention: retentionConfigFromEnv(env),
   };
 }

@@ -12,6 +12,10 @@ export class Metrics {
   readonly webhooks: client.Counter<'status'>;
   readonly runDuration: client.Histogram;
   readonly stepDuration: client.Histogram<'command'>;
+  /** Records deleted by retention (and other purges), by data class. */
+  readonly purgedRecords: client.Counter<'data_class'>;
+  /** How long a purge pass took (all tables, the space given back included). */
+  readonly purgeDuration: client.Histogram;
 
   constructor(
     queueDepth: () => Promise<number>,
@@ -42,6 +46,18 @@ export class Metrics {
       help: 'Time a step took, by command',
       labelNames: ['command'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [this.registry],
+    });
+    this.purgedRecords = new client.Counter({
+      name: 'lethe_purged_records_total',
+      help: 'Records deleted by the retention engine, by data class',
+      labelNames: ['data_class'],
+      registers: [this.registry],
+    });
+    this.purgeDuration = new client.Histogram({
+      name: 'lethe_purge_duration_seconds',
+      help: 'Time a retention purge pass took',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800],
       registers: [this.registry],
     });
     new client.Gauge({

@@ -9,9 +9,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { egressFromEnvironment } from '../egress/index.js';
 import { AuditLog } from '../privacy/audit.js';
+import { Purger } from '../privacy/retention.js';
+import { purgeClosedWorkspaces } from '../privacy/workspace-lifecycle.js';
 import { RunService } from '../runs/service.js';
 import { Runner } from '../runs/runner.js';
+import { openKeystore } from '../security/keystore.js';
 import { loadMasterKey, Vault } from '../security/vault.js';
 import { Store } from '../store/index.js';
 import { Triggers } from '../triggers/index.js';
@@ -45,6 +49,8 @@ export async function startServer(
   config: ServerConfig,
   logger: Logger = createLogger(config.logLevel),
 ): Promise<RunningServer> {
+  // A wrong LETHE_EGRESS_* entry stops the start, rather than the first run that connects.
+  egressFromEnvironment();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(join(config.dataDir, 'files'), { recursive: true });
   const store = await Store.open({
@@ -54,9 +60,10 @@ export async function startServer(
   });
   // starting → accepting → closing
   let phase: 'starting' | 'accepting' | 'closing' = 'starting';
+  let retention: Purger | undefined;
   try {
     const workspace = await store.workspaces.ensure(DEFAULT_WORKSPACE);
-    const vault = new Vault(store.workspaceKeys, loadMasterKey(config.dataDir));
+    const vault = new Vault(store.workspaceKeys, loadMasterKey(config.dataDir), openKeystore(config.dataDir));
     // The gauges read the runner when scraped, after it exists.
     const metrics: Metrics = new Metrics(
       async () => (await store.runs.countByStatus()).queued ?? 0,
@@ -84,6 +91,18 @@ export async function startServer(
       isAccepting: () => phase === 'accepting',
       isStarted: () => phase !== 'starting',
     };
+    // Retention: purges continuously in small batches once the server listens (LETHE_PURGE=0: never).
+    retention = context.retention = new Purger({
+      store,
+      audit: context.audit,
+      config: config.retention,
+      logger: logger.child({ component: 'retention' }),
+      onPurged: (dataClass, count) => metrics.purgedRecords.inc({ data_class: dataClass }, count),
+      onPass: (report) => metrics.purgeDuration.observe(report.durationMs / 1000),
+      writes: () => store.commits.stats.items,
+    });
+    // Closed workspaces whose passive storage has ended are purged by the same passes.
+    retention.addStep('closed workspaces', (now) => purgeClosedWorkspaces(context, now));
     if (config.seedExamples)
       await seedExamples(store, workspace, join(config.dataDir, 'files', workspace.name));
     const triggers = new Triggers(context);
@@ -96,6 +115,7 @@ export async function startServer(
     await triggers.start();
     const address = await app.listen({ port: config.port, host: config.host });
     phase = 'accepting';
+    retention.start();
     logger.info(
       { url: address, store: store.dialect, concurrency: config.concurrency },
       'lethe is listening',
@@ -113,6 +133,8 @@ export async function startServer(
         logger.debug('http closed');
         await triggers.stop();
         logger.debug('triggers stopped');
+        // A pass under way ends after its current batch; the maintenance connection closes.
+        await context.retention?.stop();
         await runner.stop(config.shutdownGraceMs);
         logger.debug('runner stopped');
         await store.close();
@@ -120,6 +142,7 @@ export async function startServer(
       })());
     return { app, context, triggers, url: address, close };
   } catch (error) {
+    await retention?.stop();
     await store.close();
     throw error;
   }

@@ -387,7 +387,11 @@ const security: Migration = {
       .addColumn('seen_at', 'bigint', (c) => c.notNull())
       .addPrimaryKeyConstraint('webhook_events_seen_pk', ['workspace_id', 'flow_name', 'event_id'])
       .execute();
-    await db.schema.createIndex('webhook_events_seen_age').on('webhook_events_seen').column('seen_at').execute();
+    await db.schema
+      .createIndex('webhook_events_seen_age')
+      .on('webhook_events_seen')
+      .column('seen_at')
+      .execute();
   },
   async down(db: Db) {
     for (const table of ['webhook_events_seen', 'user_tokens', 'sessions', 'memberships', 'users']) {
@@ -396,9 +400,37 @@ const security: Migration = {
   },
 };
 
+/**
+ * 0004: the retention engine's per-workspace work — purging workspaces with periods of their
+ * own, legal holds, the retention status — reads one workspace's records oldest first.
+ */
+const AGED_BY_WORKSPACE = [
+  ['runs', 'queued_at'],
+  ['run_inputs', 'created_at'],
+  ['run_details', 'created_at'],
+  ['gateway_log', 'received_at'],
+  ['notifications', 'created_at'],
+] as const;
+
+const retentionIndexes: Migration = {
+  async up(db: Db) {
+    for (const [table, column] of AGED_BY_WORKSPACE) {
+      await db.schema
+        .createIndex(`${table}_workspace_age`)
+        .on(table)
+        .columns(['workspace_id', column])
+        .execute();
+    }
+  },
+  async down(db: Db) {
+    for (const [table] of AGED_BY_WORKSPACE) await db.schema.dropIndex(`${table}_workspace_age`).execute();
+  },
+};
+
 /** Every migration, by name; names sort in the order they apply. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_privacy': privacy,
   '0003_security': security,
+  '0004_retention_indexes': retentionIndexes,
 };

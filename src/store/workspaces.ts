@@ -1,5 +1,5 @@
 /** Workspaces: tenants. Everything else in the store hangs off a workspace id. */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { LetheError } from '../errors/index.js';
 import { newId } from './ids.js';
 import type { Database, WorkspacesTable } from './schema.js';
@@ -47,4 +47,44 @@ export class WorkspaceRepository {
       .execute();
     return (await this.byName(name))!;
   }
+}
+
+function parseSettings(text: string): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Change part of a workspace's settings JSON in `trx`: `change` gets the current settings and
+ * returns the keys to set (undefined removes a key); every other key stays. Returns the
+ * settings as they were.
+ */
+export async function updateWorkspaceSettings(
+  trx: Transaction<Database>,
+  workspaceId: string,
+  change: (current: Readonly<Record<string, unknown>>) => Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const row = await trx
+    .selectFrom('workspaces')
+    .select('settings')
+    .where('id', '=', workspaceId)
+    .executeTakeFirstOrThrow();
+  const current = parseSettings(row.settings);
+  const next = { ...current };
+  for (const [key, value] of Object.entries(change(current))) {
+    if (value === undefined) delete next[key];
+    else next[key] = value;
+  }
+  await trx
+    .updateTable('workspaces')
+    .set({ settings: JSON.stringify(next) })
+    .where('id', '=', workspaceId)
+    .execute();
+  return current;
 }

@@ -13,6 +13,8 @@
  *   default (`initial: baseline`), or fires for every row (`initial: fire`).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { runWithEgress } from '../egress/index.js';
+import { egressForWorkspace } from '../egress/workspace.js';
 import { runFlow } from '../engine/run.js';
 import { LetheError } from '../errors/index.js';
 import { resolveParams, type LoadedFlow } from '../flow/load.js';
@@ -38,8 +40,11 @@ export interface PollState {
   salt: string;
   /** A hash of the poll's settings; when they change, the next poll is a first poll again. */
   settings: string;
-  /** Cursor mode: the greatest cursor value seen. */
-  cursor?: Value;
+  /**
+   * Cursor mode: the greatest cursor value seen, encrypted with the workspace's data key — it
+   * is a value from the source (an id, a time), which may be personal or confidential.
+   */
+  cursorSealed?: string;
   /** When the last poll finished (epoch ms), so processes and restarts keep the interval. */
   polledAt?: number;
 }
@@ -117,15 +122,17 @@ export async function readPolledStep(request: PollRequest): Promise<Table> {
     context.runner.filesDir(workspace.name),
   );
   try {
-    const result = await runFlow(pollStepFlow(loaded, poll.step), {
-      params: resolveParams(loaded.flow, {}),
-      connections,
-      counters: context.store.counters,
-      signal: request.signal,
-      workspace: workspace.id,
-      confineFiles: true,
-      sampleRows: 0,
-    });
+    const result = await runWithEgress(egressForWorkspace(workspace.settings), () =>
+      runFlow(pollStepFlow(loaded, poll.step), {
+        params: resolveParams(loaded.flow, {}),
+        connections,
+        counters: context.store.counters,
+        signal: request.signal,
+        workspace: workspace.id,
+        confineFiles: true,
+        sampleRows: 0,
+      }),
+    );
     if (result.error) throw result.error;
     return result.response ?? { columns: [], rows: [] };
   } finally {
@@ -153,6 +160,22 @@ interface Candidate {
   rowHash?: string;
 }
 
+/** The name the cursor's ciphertext is bound to, so it cannot be moved to another flow. */
+function cursorScope(flow: FlowRow): string {
+  return `poll:${flow.name}`;
+}
+
+async function openCursor(
+  context: ServerContext,
+  workspace: Workspace,
+  flow: FlowRow,
+  state: PollState | undefined,
+): Promise<Value | undefined> {
+  if (state?.cursorSealed === undefined) return undefined;
+  const text = await context.vault.decrypt(workspace.id, cursorScope(flow), 'cursor', state.cursorSealed);
+  return JSON.parse(text) as Value;
+}
+
 /**
  * One poll of a flow (the caller makes sure polls of one flow do not overlap). Reads the
  * state, the step, fires, remembers, and writes the state back.
@@ -178,7 +201,7 @@ export async function pollFlow(request: PollRequest): Promise<PollOutcome> {
   let ignored = 0;
   const candidates: Candidate[] = [];
   const remember: { keyHash: string; rowHash: string }[] = [];
-  let cursor: Value | undefined = first ? undefined : state?.cursor;
+  let cursor: Value | undefined = first ? undefined : await openCursor(context, workspace, flow, state);
 
   if (poll.cursor !== undefined) {
     const index = columnIndex(table, poll.cursor, poll, 'cursor');
@@ -265,7 +288,14 @@ export async function pollFlow(request: PollRequest): Promise<PollOutcome> {
     }
   }
   const next: PollState = { salt, settings, polledAt: request.now() };
-  if (poll.cursor !== undefined && cursor !== undefined) next.cursor = cursor;
+  if (poll.cursor !== undefined && cursor !== undefined) {
+    next.cursorSealed = await context.vault.encrypt(
+      workspace.id,
+      cursorScope(flow),
+      'cursor',
+      JSON.stringify(cursor),
+    );
+  }
   await store.triggerState.set(store.db, workspace.id, flow.name, 'poll', next, request.now());
   return {
     status: baseline ? 'baseline' : 'polled',

@@ -52,6 +52,30 @@ export async function pgSchemaUrl(): Promise<{ url: string; drop: () => Promise<
   };
 }
 
+/**
+ * A PostgreSQL URL to a fresh database of its own; and how to drop it. For tests that watch
+ * VACUUM: dead rows can be removed only up to the oldest snapshot in the same database, and
+ * the other test files' transactions live in the shared one.
+ */
+export async function pgDatabaseUrl(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const database = `lethe_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: pgUrl() });
+  await admin.connect();
+  await admin.query(`create database ${database}`);
+  await admin.end();
+  const url = new URL(pgUrl());
+  url.pathname = `/${database}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: pgUrl() });
+      await client.connect();
+      await client.query(`drop database if exists ${database} with (force)`);
+      await client.end();
+    },
+  };
+}
+
 export async function startTestServer(
   options: { store?: StoreKind; config?: Partial<ServerConfig>; dataDir?: string } = {},
 ): Promise<TestServer> {

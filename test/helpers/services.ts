@@ -53,6 +53,10 @@ export function pgUrl(): string {
   return process.env[PG_URL_VARIABLE] ?? 'postgres://postgres@127.0.0.1:5432/test';
 }
 
+// The test database is on loopback, which the egress layer refuses unless the deployment allows
+// it (src/egress): tests allow it the way an operator would. Egress tests set their own policy.
+process.env.LETHE_EGRESS_ALLOW ??= `127.0.0.1 ${new URL(pgUrl()).hostname}`;
+
 export async function pgAvailable(url: string = pgUrl()): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   // A failed connection may still report an error event after connect() rejects.

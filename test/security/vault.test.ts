@@ -1,4 +1,4 @@
-import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -15,7 +15,15 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LetheError } from '../../src/errors/index.js';
-import { loadMasterKey, parseKey, Vault, type MasterKey } from '../../src/security/vault.js';
+import { Keystore, openKeystore } from '../../src/security/keystore.js';
+import {
+  loadMasterKey,
+  parseKey,
+  Vault,
+  workspaceKek,
+  WRAPPED_KEY_PREFIX,
+  type MasterKey,
+} from '../../src/security/vault.js';
 import type { Store } from '../../src/store/index.js';
 import { STORED_TABLES } from '../../src/store/tables.js';
 import { describeStores, newPlace, uniqueName, useStore, type StorePlace } from '../store/support.js';
@@ -154,9 +162,11 @@ await describeStores('vault', (kind) => {
   const ctx = useStore(kind);
   let key: MasterKey;
   let vault: Vault;
+  let keystore: Keystore;
   beforeAll(() => {
     key = master();
-    vault = new Vault(ctx.store.workspaceKeys, key);
+    keystore = openKeystore(ctx.place.dataDir, {});
+    vault = new Vault(ctx.store.workspaceKeys, key, keystore);
   });
   const workspace = async () => (await ctx.store.workspaces.ensure(uniqueName())).id;
 
@@ -176,7 +186,9 @@ await describeStores('vault', (kind) => {
     // nonce (12) ‖ ciphertext (as long as the plaintext) ‖ tag (16)
     expect(partsOf(a).bytes).toHaveLength(12 + 4 + 16);
     // Another Vault with the same master key (a restarted server) reads it.
-    expect(await new Vault(ctx.store.workspaceKeys, key).decrypt(ws, 'db', 'password', a)).toBe('same');
+    expect(await new Vault(ctx.store.workspaceKeys, key, keystore).decrypt(ws, 'db', 'password', a)).toBe(
+      'same',
+    );
   });
 
   it('binds a ciphertext to its workspace, connection and field', async () => {
@@ -230,7 +242,12 @@ await describeStores('vault', (kind) => {
   it('makes one data key per workspace, even when two vaults race', async () => {
     const ws = await workspace();
     const other = await ctx.place.open();
-    const racers = [vault, new Vault(ctx.store.workspaceKeys, key), new Vault(other.workspaceKeys, key)];
+    // Three vaults, each with a Keystore object of its own on the same file, as three processes.
+    const racers = [
+      vault,
+      new Vault(ctx.store.workspaceKeys, key, new Keystore(keystore.path)),
+      new Vault(other.workspaceKeys, key, new Keystore(keystore.path)),
+    ];
     const sealed = await Promise.all(
       Array.from({ length: 12 }, (_, i) => racers[i % 3]!.encrypt(ws, 'db', `f${i}`, `value ${i}`)),
     );
@@ -251,7 +268,7 @@ await describeStores('vault', (kind) => {
   it('refuses to work under another master key', async () => {
     const ws = await workspace();
     const sealed = await vault.encrypt(ws, 'db', 'password', 'hunter2');
-    const wrong = new Vault(ctx.store.workspaceKeys, master());
+    const wrong = new Vault(ctx.store.workspaceKeys, master(), keystore);
     const error = await wrong.decrypt(ws, 'db', 'password', sealed).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LetheError);
     expect(error).toMatchObject({
@@ -262,15 +279,15 @@ await describeStores('vault', (kind) => {
     // Encrypting under the wrong key fails too, rather than making a second data key.
     await expect(wrong.encrypt(ws, 'db', 'other', 'x')).rejects.toThrow('wrapped by another master key');
     // A master key that claims the right id but is not the key cannot unwrap it.
-    const impostor = new Vault(ctx.store.workspaceKeys, { id: key.id, key: randomBytes(32) });
+    const impostor = new Vault(ctx.store.workspaceKeys, { id: key.id, key: randomBytes(32) }, keystore);
     await expectVaultError(
       impostor.decrypt(ws, 'db', 'password', sealed),
-      /the workspace key cannot be unwrapped with this master key/,
+      /keystore entry cannot be opened with this master key/,
     );
     expect(await ctx.store.workspaceKeys.all(ws)).toHaveLength(1);
   });
 
-  it('stores the data key only wrapped, and the master key nowhere', async () => {
+  it('stores the data key only wrapped, under master key + keystore secret, and neither key in the database', async () => {
     const ws = await workspace();
     const secret = `canary-${randomBytes(8).toString('hex')}`;
     const sealed = await vault.encrypt(ws, 'db', 'password', secret);
@@ -286,16 +303,48 @@ await describeStores('vault', (kind) => {
     });
     const [row] = await ctx.store.workspaceKeys.all(ws);
     expect(row).toMatchObject({ version: 1, master_key_id: key.id });
-    const wrapped = Buffer.from(row!.wrapped_key, 'base64');
-    // Unwrap it here, independently: the data key opens the stored secret.
-    const dataKey = openSealed(key.key, wrapped, `lethe/workspace-key/v1/${ws}/1`);
+    expect(row!.wrapped_key.startsWith(WRAPPED_KEY_PREFIX)).toBe(true);
+    const wrapped = Buffer.from(row!.wrapped_key.slice(WRAPPED_KEY_PREFIX.length), 'base64');
+    // Unwrap it here, independently: the keystore entry opens with the master key, HKDF-SHA256
+    // over master ‖ secret gives the key-encryption key, which opens the data key, which opens
+    // the stored secret.
+    const file = JSON.parse(readFileSync(keystore.path, 'utf8')) as {
+      workspaces: Record<string, { state: string; secret: string; masterKeyId: string }>;
+    };
+    const entry = file.workspaces[ws]!;
+    expect(entry).toMatchObject({ state: 'active', masterKeyId: key.id });
+    const wsSecret = openSealed(
+      key.key,
+      Buffer.from(entry.secret, 'base64'),
+      `lethe/keystore/v1/${JSON.stringify([ws, 'active'])}`,
+    );
+    expect(wsSecret).toHaveLength(32);
+    const kek = Buffer.from(
+      hkdfSync(
+        'sha256',
+        Buffer.concat([key.key, wsSecret]),
+        'lethe/workspace-kek/v2',
+        JSON.stringify(['lethe/workspace-kek/v2', ws]),
+        32,
+      ),
+    );
+    expect(kek.equals(workspaceKek(key.key, wsSecret, ws))).toBe(true);
+    const dataKey = openSealed(kek, wrapped, `lethe/workspace-key/v2/${JSON.stringify([ws, 1])}`);
     expect(dataKey).toHaveLength(32);
+    // The master key alone does not open it (that is what makes shredding survive backups).
+    expect(() => openSealed(key.key, wrapped, `lethe/workspace-key/v2/${JSON.stringify([ws, 1])}`)).toThrow();
+    expect(() => openSealed(key.key, wrapped, `lethe/workspace-key/v1/${ws}/1`)).toThrow();
     expect(wrapped.includes(dataKey)).toBe(false);
     expect(row!.wrapped_key).not.toContain(dataKey.toString('base64'));
     const secretAad = `lethe/secret/v1/${JSON.stringify([ws, 'db', 'password'])}`;
     expect(openSealed(dataKey, partsOf(sealed).bytes, secretAad).toString()).toBe(secret);
 
-    const leaks = [...forms(key.key), ...forms(dataKey), secret];
+    // The keystore holds its secrets only sealed, and never the master key or a data key.
+    const keystoreBytes = readFileSync(keystore.path);
+    for (const leak of [...forms(key.key), ...forms(wsSecret), ...forms(kek), ...forms(dataKey), secret])
+      expect(keystoreBytes.includes(leak), `keystore holds ${String(leak)}`).toBe(false);
+
+    const leaks = [...forms(key.key), ...forms(wsSecret), ...forms(kek), ...forms(dataKey), secret];
     if (ctx.store.dialect === 'sqlite') {
       const files = readdirSync(ctx.place.dataDir).filter((name) => name.startsWith('lethe.db'));
       expect(files).toContain('lethe.db');
@@ -312,6 +361,135 @@ await describeStores('vault', (kind) => {
       expect(text).toContain(row!.wrapped_key);
     }
   });
+
+  it('a sealed workspace is refused until reopened, by every vault on the keystore', async () => {
+    const ws = await workspace();
+    const sealed = await vault.encrypt(ws, 'db', 'password', 'hunter2');
+    // Another process: its own Vault and Keystore objects on the same file, with the key cached.
+    const elsewhere = new Vault(ctx.store.workspaceKeys, key, new Keystore(keystore.path));
+    expect(await elsewhere.decrypt(ws, 'db', 'password', sealed)).toBe('hunter2');
+    expect(await vault.sealWorkspace(ws)).toBe('active');
+    expect(keystore.state(ws)).toBe('sealed');
+    for (const v of [vault, elsewhere]) {
+      await expectVaultError(v.decrypt(ws, 'db', 'password', sealed), /closed \(in passive storage\)/);
+      await expectVaultError(v.encrypt(ws, 'db', 'other', 'x'), /closed \(in passive storage\)/);
+    }
+    // Sealing again changes nothing; the sealed secret cannot be passed off as active.
+    expect(await vault.sealWorkspace(ws)).toBe('sealed');
+    const text = JSON.parse(readFileSync(keystore.path, 'utf8')) as {
+      workspaces: Record<string, { state: string }>;
+    };
+    text.workspaces[ws]!.state = 'active';
+    const forged = join(ctx.place.dataDir, 'forged-keystore.json');
+    writeFileSync(forged, JSON.stringify(text), { mode: 0o600 });
+    await expectVaultError(
+      new Vault(ctx.store.workspaceKeys, key, new Keystore(forged)).decrypt(ws, 'db', 'password', sealed),
+      /cannot be opened/,
+    );
+    expect(await vault.reopenWorkspace(ws)).toBe('sealed');
+    expect(await elsewhere.decrypt(ws, 'db', 'password', sealed)).toBe('hunter2');
+    expect(await vault.decrypt(ws, 'db', 'password', sealed)).toBe('hunter2');
+    expect(await ctx.store.workspaceKeys.all(ws)).toHaveLength(1);
+  });
+
+  it('destroying the keystore entry shreds the workspace: no vault decrypts it or makes it a new key', async () => {
+    const ws = await workspace();
+    const kept = await workspace();
+    const sealed = await vault.encrypt(ws, 'db', 'password', 'hunter2');
+    const other = await vault.encrypt(kept, 'db', 'password', 'still here');
+    expect(await vault.destroyWorkspace(ws)).toBe('active');
+    for (const v of [vault, new Vault(ctx.store.workspaceKeys, key, new Keystore(keystore.path))]) {
+      await expectVaultError(v.decrypt(ws, 'db', 'password', sealed), /crypto-shredded/);
+      await expectVaultError(v.encrypt(ws, 'db', 'password', 'new'), /crypto-shredded/);
+    }
+    await expect(vault.reopenWorkspace(ws)).rejects.toThrow(/cannot be reopened/);
+    expect(await ctx.store.workspaceKeys.all(ws)).toHaveLength(1);
+    // Only a tombstone is left: no secret, just when.
+    const entry = (JSON.parse(readFileSync(keystore.path, 'utf8')) as { workspaces: Record<string, object> })
+      .workspaces[ws];
+    expect(Object.keys(entry!).sort()).toEqual(['createdAt', 'destroyedAt', 'state']);
+    expect(await vault.decrypt(kept, 'db', 'password', other)).toBe('still here');
+  });
+
+  it('a restored copy of the key rows decrypts until the keystore entry is destroyed, then never', async () => {
+    const ws = await workspace();
+    const kept = await workspace();
+    const secret = await vault.encrypt(ws, 'db', 'password', 'hunter2');
+    const keptSecret = await vault.encrypt(kept, 'db', 'password', 'still here');
+    // The backup: another database holding copies of the key rows (as a restore would give).
+    const backupPlace = await newPlace(ctx.store.dialect);
+    try {
+      const backup = await backupPlace.open();
+      for (const row of [
+        ...(await ctx.store.workspaceKeys.all(ws)),
+        ...(await ctx.store.workspaceKeys.all(kept)),
+      ])
+        await backup.workspaceKeys.insert(row);
+      const restored = () => new Vault(backup.workspaceKeys, key, new Keystore(keystore.path));
+      // Before closing, the copy decrypts: the test can pass.
+      expect(await restored().decrypt(ws, 'db', 'password', secret)).toBe('hunter2');
+      await vault.destroyWorkspace(ws);
+      await expectVaultError(restored().decrypt(ws, 'db', 'password', secret), /crypto-shredded/);
+      // Even with the keystore left out, the master key alone does not unwrap the copied key.
+      const [copied] = await backup.workspaceKeys.all(ws);
+      const wrapped = Buffer.from(copied!.wrapped_key.slice(WRAPPED_KEY_PREFIX.length), 'base64');
+      for (const aad of [
+        `lethe/workspace-key/v1/${ws}/1`,
+        `lethe/workspace-key/v2/${JSON.stringify([ws, 1])}`,
+      ])
+        expect(() => openSealed(key.key, wrapped, aad)).toThrow();
+      expect(await restored().decrypt(kept, 'db', 'password', keptSecret)).toBe('still here');
+    } finally {
+      await backupPlace.cleanup();
+    }
+  });
+
+  it('reads data keys wrapped by the master key alone (before the keystore), and moves on from them', async () => {
+    const ws = await workspace();
+    // A key row and a secret as the earlier vault made them.
+    const legacyKey = randomBytes(32);
+    const legacyWrapped = (() => {
+      const nonce = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key.key, nonce);
+      cipher.setAAD(Buffer.from(`lethe/workspace-key/v1/${ws}/1`));
+      const body = Buffer.concat([cipher.update(legacyKey), cipher.final()]);
+      return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
+    })();
+    await ctx.store.workspaceKeys.insert({
+      workspace_id: ws,
+      version: 1,
+      wrapped_key: legacyWrapped,
+      master_key_id: key.id,
+      created_at: 1,
+    });
+    const nonce = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', legacyKey, nonce);
+    cipher.setAAD(Buffer.from(`lethe/secret/v1/${JSON.stringify([ws, 'db', 'password'])}`));
+    const body = Buffer.concat([cipher.update('old secret'), cipher.final()]);
+    const old = `v1.1.${Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64')}`;
+    expect(keystore.state(ws)).toBe('missing');
+    expect(await vault.decrypt(ws, 'db', 'password', old)).toBe('old secret');
+    // The next secret goes under a new key version, wrapped under the keystore.
+    const fresh = await vault.encrypt(ws, 'db', 'token', 'new secret');
+    expect(fresh.startsWith('v1.2.')).toBe(true);
+    const rows = await ctx.store.workspaceKeys.all(ws);
+    expect(rows.map((row) => row.wrapped_key.startsWith(WRAPPED_KEY_PREFIX))).toEqual([false, true]);
+    expect(keystore.state(ws)).toBe('active');
+    expect(await vault.decrypt(ws, 'db', 'token', fresh)).toBe('new secret');
+    // Closing refuses the old key too.
+    await vault.destroyWorkspace(ws);
+    await expectVaultError(vault.decrypt(ws, 'db', 'password', old), /crypto-shredded/);
+  });
+
+  it('does not make a new keystore secret for a workspace whose entry is gone', async () => {
+    const ws = await workspace();
+    const sealed = await vault.encrypt(ws, 'db', 'password', 'hunter2');
+    const elsewhere = join(ctx.place.dataDir, `other-${randomBytes(4).toString('hex')}.json`);
+    const lost = new Vault(ctx.store.workspaceKeys, key, new Keystore(elsewhere));
+    await expectVaultError(lost.decrypt(ws, 'db', 'password', sealed), /holds no key for this workspace/);
+    await expectVaultError(lost.encrypt(ws, 'db', 'password', 'x'), /holds no key for this workspace/);
+    expect(existsSync(elsewhere)).toBe(false);
+  });
 });
 
 describe('vault (SQLite, a restored copy after the key is lost)', () => {
@@ -324,7 +502,8 @@ describe('vault (SQLite, a restored copy after the key is lost)', () => {
     place = await newPlace('sqlite');
     const store = await place.open();
     const ws = (await store.workspaces.ensure('w')).id;
-    const sealed = await new Vault(store.workspaceKeys, loadMasterKey(place.dataDir, {})).encrypt(
+    const keystore = openKeystore(place.dataDir, {});
+    const sealed = await new Vault(store.workspaceKeys, loadMasterKey(place.dataDir, {}), keystore).encrypt(
       ws,
       'c',
       'f',
@@ -332,8 +511,8 @@ describe('vault (SQLite, a restored copy after the key is lost)', () => {
     );
     rmSync(join(place.dataDir, 'master.key'));
     const fresh = loadMasterKey(place.dataDir, {});
-    await expect(new Vault(store.workspaceKeys, fresh).decrypt(ws, 'c', 'f', sealed)).rejects.toThrow(
-      'the workspace key was wrapped by another master key',
-    );
+    await expect(
+      new Vault(store.workspaceKeys, fresh, keystore).decrypt(ws, 'c', 'f', sealed),
+    ).rejects.toThrow('the workspace key was wrapped by another master key');
   });
 });

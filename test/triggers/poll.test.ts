@@ -14,6 +14,7 @@ import Sqlite from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StepStats } from '../../src/engine/events.js';
 import { parseFlow } from '../../src/flow/load.js';
+import type { ServerContext } from '../../src/server/context.js';
 import type { Store } from '../../src/store/index.js';
 import { Triggers } from '../../src/triggers/index.js';
 import type { PollState } from '../../src/triggers/poll.js';
@@ -23,6 +24,13 @@ import { pgAvailable } from '../helpers/services.js';
 
 const hasPostgres = await pgAvailable();
 const STORES: StoreKind[] = hasPostgres ? ['sqlite', 'postgres'] : ['sqlite'];
+
+/** The cursor a poll stored, decrypted with the workspace's key. */
+async function storedCursor(context: ServerContext, workspaceId: string, flow: string): Promise<unknown> {
+  const state = await context.store.triggerState.get<PollState>(workspaceId, flow, 'poll');
+  if (state?.cursorSealed === undefined) return undefined;
+  return JSON.parse(await context.vault.decrypt(workspaceId, `poll:${flow}`, 'cursor', state.cursorSealed));
+}
 
 function flowText(name: string, poll: string, every = '1h', table = 'items'): string {
   return `version: 1
@@ -167,7 +175,9 @@ describe.each(STORES)('poll triggers (%s)', (kind) => {
     expect(await pollAll()).toEqual(['baseline:0', 'baseline:0', 'polled:2']);
     expect(await pollAll()).toEqual(['polled:0', 'polled:0', 'polled:0']);
     const state = await store.triggerState.get<PollState>(workspaceId, 'by-cursor', 'poll');
-    expect(state?.cursor).toBe(2);
+    // The cursor is a value from the source: it is kept encrypted, never in the clear.
+    expect(JSON.stringify(state)).not.toMatch(/"cursor"/);
+    expect(await storedCursor(t.server.context, workspaceId, 'by-cursor')).toBe(2);
 
     insert.run(3, 'c', 3);
     insert.run(4, 'd', 4);
@@ -304,8 +314,7 @@ describe('a failing poll', () => {
     source.exec(
       "create table secret_orders (id integer primary key, name text); insert into secret_orders values (1, 'x')",
     );
-    const polled = async () =>
-      (await store.triggerState.get<PollState>(workspaceId, 'late-table', 'poll'))?.cursor;
+    const polled = () => storedCursor(t.server.context, workspaceId, 'late-table');
     await until(async () => (await polled()) === 1, 3000, 'the retry to take its baseline');
     source.exec("insert into secret_orders values (2, 'y')");
     await until(

@@ -10,8 +10,13 @@
  * host or password fails at open. Cancelling a run drops the connection of a running statement
  * (so the run stops at once and the transaction can never commit) and asks the server to
  * cancel the statement.
+ *
+ * Every connection goes through the egress layer: the host is checked when the session opens
+ * (all its addresses; loopback, private and metadata addresses are refused unless allow-listed),
+ * and the pool connects to the checked address, never resolving the name again.
  */
 import pg, { type ClientBase, type PoolClient } from 'pg';
+import { checkTcpTarget, currentEgress } from '../../egress/index.js';
 import { LetheError } from '../../errors/index.js';
 import type { Table } from '../../table/index.js';
 import type {
@@ -26,7 +31,13 @@ import { cancelled, connectionLabel } from '../sql/errors.js';
 import { checkSettings } from '../sql/settings.js';
 import { connectionError, isServerError, serverHint } from './errors.js';
 import { readPostgres } from './read.js';
-import { postgresSettingsSchema, resolveEndpoint, tlsOptions, type PostgresEndpoint } from './settings.js';
+import {
+  postgresSettingsSchema,
+  resolveEndpoint,
+  tlsOptions,
+  withServername,
+  type PostgresEndpoint,
+} from './settings.js';
 import { postgresTypes } from './types.js';
 import { writePostgres } from './write.js';
 
@@ -172,19 +183,23 @@ export async function openSession(connection: ConnectionConfig): Promise<Postgre
   const settings = checkSettings(postgresSettingsSchema, connection);
   const label = connectionLabel('PostgreSQL', connection.name);
   const endpoint = resolveEndpoint(settings, label);
+  // The egress layer checks the host (every address it resolves to) now; the pool then connects
+  // to the checked address only, with the original name kept for TLS.
+  const target = await checkTcpTarget(currentEgress(), endpoint.host, endpoint.port, label);
   const session = new PostgresSession(
     {
-      host: endpoint.host,
+      host: target.host,
       port: endpoint.port,
       database: endpoint.database,
       user: endpoint.user,
       // A function, so that node-postgres never falls back to PGPASSWORD or ~/.pgpass.
       password: async () => endpoint.password ?? '',
-      ssl: await tlsOptions(endpoint, connection, label),
+      ssl: withServername(await tlsOptions(endpoint, connection, label), target.servername),
       application_name: endpoint.applicationName,
       types: postgresTypes,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
+      ...(target.socket ? { stream: target.socket } : {}),
     },
     endpoint,
     label,

@@ -10,6 +10,10 @@
  * checked; verify-ca = the certificate must chain to a trusted CA (sslRootCert, else the
  * system's), any host name; verify-full = verify-ca and the host name must match. The default
  * is disable, as in node-postgres.
+ *
+ * The session connects to the address the egress layer checked (../../egress), so the TLS
+ * options carry the original host name as `servername`: SNI and verify-full's name check use
+ * the name, not the address.
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -210,4 +214,13 @@ export async function tlsOptions(
   // verify-ca trusts any host name the chain is valid for; tls checks the name unless told not to.
   if (endpoint.ssl === 'verify-ca') options.checkServerIdentity = () => undefined;
   return options;
+}
+
+/** The TLS options with the host's name for SNI and the certificate check (none for addresses). */
+export function withServername(
+  ssl: false | ConnectionOptions,
+  servername: string | undefined,
+): false | ConnectionOptions {
+  if (ssl === false || servername === undefined) return ssl;
+  return { ...ssl, servername };
 }

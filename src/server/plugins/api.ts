@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { connectionsPlugin } from './connections.js';
 import { dlqPlugin } from './dlq.js';
+import { egressPlugin } from './egress.js';
 import { flowsPlugin } from './flows.js';
 import { erasurePlugin } from './erasure.js';
 import { gatewayPlugin } from './gateway.js';
@@ -48,4 +49,5 @@ export async function apiPlugin(app: FastifyInstance, context: ServerContext): P
   await app.register(retentionPlugin, context);
   await app.register(erasurePlugin, context);
   await app.register(inventoryPlugin, context);
+  await app.register(egressPlugin, context);
 }

@@ -16,7 +16,7 @@ import { LetheError, LetheErrors } from '../../errors/index.js';
 import { didYouMean } from '../../errors/suggest.js';
 import { pageLimit } from '../../store/ids.js';
 import type { ConnectionRow } from '../../store/records.js';
-import { guard, principalOf, workspaceOf } from '../auth.js';
+import { actorOf, guard, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import { BODY_ERRORS, CONFLICT_ERRORS, GUARDED_ERRORS, isoTime, PageOf, PageQuery, Time } from './schemas.js';
@@ -217,7 +217,7 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
         secrets: JSON.stringify(sealed),
         created_at: existing?.created_at ?? now,
         updated_at: now,
-        updated_by: `token:${principalOf(request).tokenId}`,
+        updated_by: actorOf(request),
       };
       const { created } = await context.store.connections.put(row);
       return reply.code(created ? 201 : 200).send({ connection: view(row) });

@@ -2,7 +2,10 @@
  * The dead-letter queue: runs that ended `incomplete` (their attempts spent, or stopped by a
  * crash), kept with their trigger input for standard flows so they can be retried. Retry sends
  * one back to the queue with fresh attempts; discard gives up on it (it becomes failed,
- * DISCARDED, and its input is deleted).
+ * DISCARDED, and its input is deleted). Runs that kept no input (confidential flows, workspaces
+ * that deny log access) are listed with a note saying so, and cannot be retried unless they
+ * need no input (scheduled runs); nor can runs that were given credentials at run time, which
+ * were forgotten when the run ended.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -10,7 +13,8 @@ import { pageLimit } from '../../store/ids.js';
 import { guard, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
-import { inputNote, runSummary } from './runs.js';
+import type { RunInputWithCredentials } from '../../runs/credentials.js';
+import { inputNote, replayable, runSummary } from './runs.js';
 import {
   CONFLICT_ERRORS,
   GUARDED_ERRORS,
@@ -88,7 +92,24 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const workspace = workspaceOf(request);
-      await incomplete(workspace.id, id);
+      const run = await incomplete(workspace.id, id);
+      if (!replayable(run)) {
+        throw new HttpError(
+          409,
+          'INPUT_NOT_KEPT',
+          `run "${id}" cannot be retried: its input was held in memory only and was never stored`,
+          'send the request again or start a new run',
+        );
+      }
+      const input = run.input_kept === 1 ? await context.store.runs.input(id) : undefined;
+      if (((input as RunInputWithCredentials | undefined)?.credentials ?? []).length > 0) {
+        throw new HttpError(
+          409,
+          'CREDENTIALS_NOT_KEPT',
+          `run "${id}" cannot be retried: it was given credentials at run time, which were held in memory only`,
+          'start a new run with its credentials (lethe run --ask-credentials)',
+        );
+      }
       // Another request may have retried or discarded it meanwhile: the update says.
       if (!(await context.store.runs.retry(workspace.id, id, Date.now()))) {
         throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" left the dead-letter queue meanwhile`);

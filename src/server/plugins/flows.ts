@@ -9,7 +9,7 @@ import Type from 'typebox';
 import { parseFlow } from '../../flow/load.js';
 import { pageLimit } from '../../store/ids.js';
 import type { FlowRow } from '../../store/flows.js';
-import { guard, principalOf, workspaceOf } from '../auth.js';
+import { actorOf, guard, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import { BODY_ERRORS, GUARDED_ERRORS, PageOf, PageQuery, WorkspaceParams } from './schemas.js';
@@ -94,7 +94,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
         flow: loaded.flow,
         source,
         format,
-        author: `token:${principalOf(request).tokenId}`,
+        author: actorOf(request),
       });
       if (changed) void context.triggers?.refresh();
       return reply.code(created ? 201 : 200).send({ flow: summary(flow), changed });

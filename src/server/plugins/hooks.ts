@@ -4,11 +4,14 @@
  * records. `respond: accepted` answers 202 with the run id only after the run, its input and
  * the gateway log entry are committed (group commit); `respond: result` waits for the run's
  * `respond` output, up to the flow's timeout. No token is needed: the path is the address
- * (signatures come with the security issue). Confidential flows keep nothing: no body in the
- * gateway log and the input in memory only.
+ * (signatures come with the security issue). Confidential flows (and every flow of a
+ * workspace that denies log access) keep nothing: no body in the gateway log, the input in
+ * memory only (a crash loses it: see docs/privacy.md), and a failure answers with the error's
+ * class alone — as it does for every flow.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LetheError } from '../../errors/index.js';
+import { storesPayloads } from '../../runs/privacy.js';
 import { parseDuration, type RunCompletion } from '../../runs/runner.js';
 import { newId } from '../../store/ids.js';
 import type { FlowRow } from '../../store/flows.js';
@@ -138,7 +141,11 @@ export async function hooksPlugin(app: FastifyInstance, context: ServerContext):
       content_type: contentType ?? null,
       size: body.length,
       status: hook.respond === 'accepted' ? 202 : 200,
-      body: body.length === 0 ? null : bodyText(body, contentType),
+      // Not even built for runs that keep no payloads (the run service would drop it anyway).
+      body:
+        body.length === 0 || !storesPayloads(hook.flow.privacy, hook.workspace)
+          ? null
+          : bodyText(body, contentType),
     };
     const runsAt = (runId: string) => `/api/v1/workspaces/${hook.workspace.name}/runs/${runId}`;
     const stillRunning = (runId: string) => {

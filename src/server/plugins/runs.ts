@@ -1,11 +1,16 @@
 /**
  * Runs: `POST /workspaces/{ws}/flows/{name}/runs` starts a manual run (honouring
- * `Idempotency-Key`); the activity stream lists runs (ids, status, times, counts — never
- * values); one run comes with its execution details (per step: rows in/out, time, and a sample
- * of rows for standard flows) and whether its input was kept; a running run can be cancelled.
+ * `Idempotency-Key`), optionally with credentials for this run only (held in memory, never
+ * stored); `GET …/flows/{name}/connections` says which connections a run of the flow uses and
+ * which are stored (what `lethe run --ask-credentials` asks for); the activity stream lists
+ * runs (ids, status, times, counts — never values); one run comes with its execution details
+ * (per step: rows in/out, time, and a sample of rows for runs that keep payloads) and whether
+ * its input was kept; a running run can be cancelled.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
+import { CONNECTORS } from '../../connectors/registry.js';
+import { flowConnections, type RuntimeCredentials } from '../../runs/credentials.js';
 import { pageLimit } from '../../store/ids.js';
 import type { RunRow } from '../../store/runs.js';
 import type { RunStatus } from '../../store/schema.js';
@@ -47,12 +52,25 @@ export function runSummary(row: RunRow) {
   };
 }
 
+/** Whether an incomplete run can be retried without the input it did not keep. */
+export function replayable(row: RunRow): boolean {
+  return row.input_kept === 1 || row.trigger === 'schedule';
+}
+
 /** What a reader is told about a run whose input was not kept. */
 export function inputNote(row: RunRow): string | undefined {
   if (row.input_kept === 1) return undefined;
+  const why =
+    row.privacy === 'confidential'
+      ? 'the flow is confidential'
+      : 'the workspace denies log access, so every flow is treated as confidential';
   return (
-    'the input was not kept: the flow is confidential, so its input was held in memory only and ' +
-    'never written; a retry can use it only while this server process still holds it'
+    `the input was not kept: ${why}; its input was held in memory only, never written, and forgotten ` +
+    `when the run ended${
+      replayable(row)
+        ? ' (a scheduled run needs no input, so it can still be retried)'
+        : ', so a retry cannot replay it: send the request again or start a new run'
+    }`
   );
 }
 
@@ -96,6 +114,34 @@ const RunDetail = Type.Object({
   ),
 });
 
+const RuntimeConnectionBody = Type.Object(
+  {
+    type: Type.Optional(
+      Type.String({
+        description: `Connector type (${[...CONNECTORS.keys()].join(', ')}): needed when no connection of this name is stored`,
+      }),
+    ),
+    settings: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: 'Settings that are not secret (over a stored connection: they replace its own)',
+      }),
+    ),
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description: 'Secret settings such as password (over a stored connection: they replace its own)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const FlowConnection = Type.Object({
+  name: Type.String(),
+  stored: Type.Boolean({ description: 'Whether a connection of this name is stored in the workspace' }),
+  type: Type.Union([Type.String(), Type.Null()], { description: 'The stored connection’s type' }),
+  secrets: Type.Array(Type.String(), { description: 'Names of the stored secrets that are set' }),
+});
+
 const RunCreated = Type.Object({
   runId: Type.String(),
   status: RunStatusSchema,
@@ -130,6 +176,14 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
                 description: 'Values of the flow’s params, converted to their declared types',
               }),
             ),
+            credentials: Type.Optional(
+              Type.Record(Type.String(), RuntimeConnectionBody, {
+                description:
+                  'Credentials for this run only, by connection name: a whole connection (type, settings, secrets), ' +
+                  'or secrets completing a stored one. Held in the server’s memory until the run ends; never stored, ' +
+                  'logged or returned. A run that needs them after a restart ends incomplete (CREDENTIALS_LOST).',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -138,7 +192,10 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
     },
     async (request, reply) => {
       const { name } = request.params as { name: string };
-      const { params } = request.body as { params?: Record<string, unknown> };
+      const { params, credentials } = request.body as {
+        params?: Record<string, unknown>;
+        credentials?: RuntimeCredentials;
+      };
       const header = request.headers['idempotency-key'];
       const idempotencyKey = Array.isArray(header) ? header[0] : header;
       const workspace = workspaceOf(request);
@@ -151,11 +208,44 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
         trigger: 'manual',
         params: params ?? {},
         idempotencyKey,
+        credentials,
       });
       return reply
         .code(202)
         .header('location', `/api/v1/workspaces/${workspace.name}/runs/${run.id}`)
         .send({ runId: run.id, status: run.status, ...(duplicate ? { duplicate: true } : {}) });
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/flows/:name/connections',
+    {
+      onRequest: guard(context, 'flow.read'),
+      schema: {
+        summary:
+          'The connections a run of the flow uses, and which are stored: a manual run may give the others (or the secrets of stored ones) as credentials',
+        tags: ['runs'],
+        params: Type.Object({ ws: Type.String(), name: Type.String({ description: 'Flow name' }) }),
+        response: { 200: Type.Object({ items: Type.Array(FlowConnection) }), ...GUARDED_ERRORS },
+      },
+    },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const workspace = workspaceOf(request);
+      const flow = await context.store.flows.get(workspace.id, name);
+      if (!flow) throw notFound(`flow "${name}"`);
+      const loaded = await context.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
+      const items = [];
+      for (const connection of flowConnections(loaded.flow)) {
+        const row = await context.store.connections.get(workspace.id, connection);
+        items.push({
+          name: connection,
+          stored: row !== undefined,
+          type: row?.type ?? null,
+          secrets: row ? Object.keys(JSON.parse(row.secrets) as Record<string, string>).sort() : [],
+        });
+      }
+      return { items };
     },
   );
 

@@ -36,8 +36,14 @@ export function PageOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
   return Type.Object({ items: Type.Array(item), next: Type.Union([Type.String(), Type.Null()]) });
 }
 
-/** Error replies every guarded route may give. */
-export const GUARDED_ERRORS = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply };
+/** Error replies every guarded route may give; 410 when the workspace has been closed. */
+export const GUARDED_ERRORS = {
+  400: ErrorReply,
+  401: ErrorReply,
+  403: ErrorReply,
+  404: ErrorReply,
+  410: ErrorReply,
+};
 
 /** Replies of routes that take a body: too large (413), or of a type the route does not read (415). */
 export const BODY_ERRORS = { 413: ErrorReply, 415: ErrorReply };
