@@ -1,0 +1,298 @@
+/**
+ * Audit events of the API (SPEC §7, security issue item 9): making and revoking tokens (API and
+ * CLI), creating, changing, reading and deleting connections, creating, changing and deleting
+ * flows, and data reveals (a run's step samples, stored webhook bodies). Each leaves exactly
+ * one entry with the action, the actor, the workspace and a UTC timestamp — ids only, never a
+ * name, a secret or a payload — and the chain still verifies.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it, vi } from 'vitest';
+import { openDeployment } from '../../src/cli/deployment.js';
+import { tokenCreateCommand } from '../../src/cli/server-commands.js';
+import { verifyToken } from '../../src/security/tokens.js';
+import { verifyAuditChain } from '../../src/privacy/retention-audit.js';
+import { nameRef } from '../../src/server/plugins/audit-events.js';
+import type { AuditLogTable } from '../../src/store/schema.js';
+import type { TestServer } from '../helpers/server.js';
+import { call, describeStores, putFlow, useServer, waitForRun, WS } from '../server/api-support.js';
+
+const SECRET_VALUE = 'hunter2-very-secret-value';
+const PAYLOAD = 'payload-marker-5521';
+
+/** A flow whose rows carry a marker, so a leak of a sample into the audit log would show. */
+function flowText(name: string, extra = ''): string {
+  return `version: 1
+name: ${name}
+steps:
+  - id: values
+    input: { values: [{ a: "${PAYLOAD}" }] }${extra}
+`;
+}
+
+async function lastSeq(t: TestServer): Promise<number> {
+  const row = await t.server.context.home.db
+    .selectFrom('audit_log')
+    .select('seq')
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return Number(row?.seq ?? 0);
+}
+
+async function entriesAfter(t: TestServer, seq: number): Promise<AuditLogTable[]> {
+  return t.server.context.home.db
+    .selectFrom('audit_log')
+    .selectAll()
+    .where('seq', '>', seq)
+    .orderBy('seq')
+    .execute();
+}
+
+/** A token's id, as the audit log names its actor (`token:<id>`). */
+async function actorOfToken(t: TestServer, token: string): Promise<string> {
+  const principal = await verifyToken(t.server.context.home.tokens, token, Date.now());
+  if (principal?.kind !== 'token') throw new Error('not a token');
+  return `token:${principal.tokenId}`;
+}
+
+async function workspaceId(t: TestServer, name = 'default'): Promise<string> {
+  return (await t.server.context.home.workspaces.byName(name))!.id;
+}
+
+/**
+ * Do `work`, then expect exactly one new entry, with `action`, by `actor`, in the default
+ * workspace, stamped between before and after, and none of `forbidden` anywhere in it.
+ */
+async function expectOneEntry(
+  t: TestServer,
+  action: string,
+  actor: string,
+  forbidden: string[],
+  work: () => Promise<void>,
+): Promise<AuditLogTable & { parsed: Record<string, unknown> }> {
+  const seq = await lastSeq(t);
+  const before = Date.now();
+  await work();
+  const after = Date.now();
+  const entries = await entriesAfter(t, seq);
+  expect(
+    entries.map((entry) => entry.action),
+    action,
+  ).toEqual([action]);
+  const entry = entries[0]!;
+  expect(entry.actor).toBe(actor);
+  expect(entry.workspace_id).toBe(await workspaceId(t));
+  // `at` is epoch milliseconds: UTC by construction.
+  expect(Number(entry.at)).toBeGreaterThanOrEqual(before);
+  expect(Number(entry.at)).toBeLessThanOrEqual(after);
+  const text = JSON.stringify(entry);
+  for (const word of forbidden) expect(text, `${action} entry mentions "${word}"`).not.toContain(word);
+  return { ...entry, parsed: JSON.parse(entry.details) as Record<string, unknown> };
+}
+
+await describeStores('audit events of the API', (store) => {
+  const server = useServer(store);
+
+  it('token made and revoked: one entry each, token id only (not its name or value)', async () => {
+    const t = server();
+    const admin = await t.token('admin');
+    const actor = await actorOfToken(t, admin);
+    let created = { id: '', token: '' };
+    const made = await expectOneEntry(t, 'token.created', actor, ['deploy-bot-label'], async () => {
+      const reply = await call<{ id: string; token: string }>(t, 'POST', `${WS}/tokens`, {
+        token: admin,
+        body: { role: 'viewer', name: 'deploy-bot-label' },
+      });
+      expect(reply.status, reply.text).toBe(201);
+      created = reply.body;
+    });
+    expect(made.parsed).toEqual({ tokenId: created.id, role: 'viewer', expires: false });
+    expect(JSON.stringify(made)).not.toContain(created.token);
+    const revoked = await expectOneEntry(t, 'token.revoked', actor, ['deploy-bot-label'], async () => {
+      expect((await call(t, 'DELETE', `${WS}/tokens/${created.id}`, { token: admin })).status).toBe(204);
+    });
+    expect(revoked.parsed).toEqual({ tokenId: created.id, alreadyRevoked: false });
+    // A refused request leaves nothing.
+    const seq = await lastSeq(t);
+    expect((await call(t, 'DELETE', `${WS}/tokens/nope`, { token: admin })).status).toBe(404);
+    expect(await entriesAfter(t, seq)).toEqual([]);
+  });
+
+  it('connection created, changed, read and deleted: one entry each, no name, no secret', async () => {
+    const t = server();
+    const admin = await t.token('admin');
+    const actor = await actorOfToken(t, admin);
+    const ws = await workspaceId(t);
+    const name = 'warehouse-conn-audit';
+    const ref = nameRef(ws, 'connection', name);
+    const url = `${WS}/connections/${name}`;
+    const body = {
+      type: 'postgres',
+      settings: { host: 'db.example.test', database: 'sales', user: 'lethe' },
+      secrets: { password: SECRET_VALUE },
+    };
+    const forbidden = [name, SECRET_VALUE, 'db.example.test'];
+    const created = await expectOneEntry(t, 'connection.created', actor, forbidden, async () => {
+      const reply = await call(t, 'PUT', url, { token: admin, body });
+      expect(reply.status, reply.text).toBe(201);
+    });
+    expect(created.parsed).toEqual({ connection: ref, secretsReplaced: true });
+    const changed = await expectOneEntry(t, 'connection.changed', actor, forbidden, async () => {
+      const reply = await call(t, 'PUT', url, { token: admin, body: { ...body, secrets: undefined } });
+      expect(reply.status, reply.text).toBe(200);
+    });
+    expect(changed.parsed).toEqual({ connection: ref, secretsReplaced: false });
+    const viewer = await t.token('viewer');
+    const read = await expectOneEntry(
+      t,
+      'connection.read',
+      await actorOfToken(t, viewer),
+      forbidden,
+      async () => {
+        expect((await call(t, 'GET', url, { token: viewer })).status).toBe(200);
+      },
+    );
+    expect(read.parsed).toEqual({ connection: ref });
+    const deleted = await expectOneEntry(t, 'connection.deleted', actor, forbidden, async () => {
+      expect((await call(t, 'DELETE', url, { token: admin })).status).toBe(204);
+    });
+    expect(deleted.parsed).toEqual({ connection: ref });
+  });
+
+  it('flow created, changed and deleted: one entry each (none for an unchanged text), no name, no text', async () => {
+    const t = server();
+    const editor = await t.token('editor');
+    const actor = await actorOfToken(t, editor);
+    const ws = await workspaceId(t);
+    const name = 'audited-flow-xyz';
+    const ref = nameRef(ws, 'flow', name);
+    const forbidden = [name, PAYLOAD];
+    const created = await expectOneEntry(t, 'flow.created', actor, forbidden, () =>
+      putFlow(t, name, flowText(name), editor),
+    );
+    expect(created.parsed).toEqual({ flow: ref, version: 1 });
+    const changed = await expectOneEntry(t, 'flow.changed', actor, forbidden, () =>
+      putFlow(t, name, flowText(name, '\n  - id: out\n    output: { from: values, respond: true }'), editor),
+    );
+    expect(changed.parsed).toEqual({ flow: ref, version: 2 });
+    const seq = await lastSeq(t);
+    await putFlow(
+      t,
+      name,
+      flowText(name, '\n  - id: out\n    output: { from: values, respond: true }'),
+      editor,
+    );
+    expect(await entriesAfter(t, seq)).toEqual([]);
+    const deleted = await expectOneEntry(t, 'flow.deleted', actor, forbidden, async () => {
+      expect((await call(t, 'DELETE', `${WS}/flows/${name}`, { token: editor })).status).toBe(204);
+    });
+    expect(deleted.parsed).toEqual({ flow: ref });
+  });
+
+  it('reading a run’s step samples is a data reveal: one entry with the run id, no values', async () => {
+    const t = server();
+    const viewer = await t.token('viewer');
+    await putFlow(t, 'reveal', flowText('reveal'));
+    const started = await call<{ runId: string }>(t, 'POST', `${WS}/flows/reveal/runs`, { body: {} });
+    expect(started.status, started.text).toBe(202);
+    const detail = await waitForRun(t, started.body.runId);
+    expect(detail.details, 'a standard run keeps its details').not.toBeNull();
+    const entry = await expectOneEntry(
+      t,
+      'run.data.read',
+      await actorOfToken(t, viewer),
+      [PAYLOAD],
+      async () => {
+        const reply = await call(t, 'GET', `${WS}/runs/${started.body.runId}`, { token: viewer });
+        expect(reply.status).toBe(200);
+        expect(reply.text).toContain(PAYLOAD);
+      },
+    );
+    expect(entry.parsed).toEqual({ runId: started.body.runId });
+    // The activity stream shows no values: no reveal, no entry.
+    const seq = await lastSeq(t);
+    expect((await call(t, 'GET', `${WS}/runs`, { token: viewer })).status).toBe(200);
+    expect(await entriesAfter(t, seq)).toEqual([]);
+  });
+
+  it('reading stored webhook bodies is a data reveal: one entry with their count, no payload', async () => {
+    const t = server();
+    const viewer = await t.token('viewer');
+    await putFlow(
+      t,
+      'hooked',
+      `version: 1
+name: hooked
+trigger: { webhook: { path: hooked, respond: accepted } }
+steps:
+  - id: in
+    input: { trigger: true }
+`,
+    );
+    const hook = await fetch(`${t.url}/hooks/default/hooked`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ note: PAYLOAD }),
+    });
+    expect(hook.status, await hook.text()).toBeLessThan(300);
+    const entry = await expectOneEntry(
+      t,
+      'gateway.bodies.read',
+      await actorOfToken(t, viewer),
+      [PAYLOAD],
+      async () => {
+        const reply = await call(t, 'GET', `${WS}/gateway-log`, { token: viewer });
+        expect(reply.status).toBe(200);
+        expect(reply.text).toContain(PAYLOAD);
+      },
+    );
+    expect(Number(entry.count)).toBe(1);
+    expect(entry.parsed).toEqual({});
+  });
+
+  it('the chain still verifies after all of it (lethe audit verify)', async () => {
+    const t = server();
+    const result = await verifyAuditChain(t.server.context.home.db);
+    expect(result.ok, result.problem).toBe(true);
+    expect(result.checked).toBeGreaterThanOrEqual(12);
+  });
+});
+
+it('lethe token create (CLI) leaves one token.created entry, by cli, with the token id only', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'lethe-audit-cli-'));
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  try {
+    const code = await tokenCreateCommand({
+      workspace: 'cli-ws',
+      role: 'editor',
+      name: 'ci-runner-label',
+      dataDir,
+    });
+    expect(code).toBe(0);
+    const printed = String(write.mock.calls[0]?.[0] ?? '').trim();
+    write.mockRestore();
+    expect(printed.length).toBeGreaterThan(20);
+    const opened = await openDeployment({ dataDir, mustExist: true });
+    try {
+      const entries = await opened.home.store.db.selectFrom('audit_log').selectAll().execute();
+      const tokens = entries.filter((entry) => entry.action === 'token.created');
+      expect(tokens).toHaveLength(1);
+      const entry = tokens[0]!;
+      const ws = await opened.home.store.workspaces.byName('cli-ws');
+      const [row] = await opened.home.store.tokens.list(ws!.id);
+      expect(entry.actor).toBe('cli');
+      expect(entry.workspace_id).toBe(ws!.id);
+      expect(JSON.parse(entry.details)).toEqual({ tokenId: row!.id, role: 'editor', expires: false });
+      expect(JSON.stringify(entry)).not.toContain('ci-runner-label');
+      expect(JSON.stringify(entry)).not.toContain(printed);
+      expect((await opened.home.audit.verify()).ok).toBe(true);
+    } finally {
+      await opened.deployment.close();
+    }
+  } finally {
+    write.mockRestore();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
