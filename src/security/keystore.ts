@@ -14,27 +14,20 @@
  *   (HKDF-SHA256): the data keys in the database are wrapped by it. Destroying the entry
  *   (closing a workspace) leaves a tombstone with the time only; sealing it (passive storage)
  *   makes the vault refuse the workspace until it is reopened.
+ * - Each entry records the master key version that sealed it (`masterKeyId`) and is opened with
+ *   that version; a new or changed entry is sealed with the current one. `rewrap` re-seals
+ *   every entry still under an older version (key rotation, ./key-rotation.ts), in its own
+ *   state: a sealed entry stays sealed, a destroyed one has nothing left to re-seal.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { LetheError } from '../errors/index.js';
+import { open, seal } from './aead.js';
+import { MasterKeyRing, type MasterKeys } from './master-key.js';
+import { fileStamp, lockFile, writeSecretFile } from './secret-file.js';
 
 export const SECRET_BYTES = 32;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
 
 /** What the keystore knows of a workspace. `missing`: no entry (never used the vault). */
 export type KeystoreState = 'active' | 'sealed' | 'destroyed' | 'missing';
@@ -43,6 +36,29 @@ export type KeystoreState = 'active' | 'sealed' | 'destroyed' | 'missing';
 export interface KeystoreMasterKey {
   id: string;
   key: Buffer;
+}
+
+/** One master key, or the deployment's versions of it (./master-key.ts). */
+export type KeystoreMasterKeys = KeystoreMasterKey | MasterKeys;
+
+function ringOf(master: KeystoreMasterKeys): MasterKeys {
+  return 'current' in master ? master : MasterKeyRing.of(master);
+}
+
+/** An entry as `entries()` lists it: no secret. */
+export interface KeystoreEntryInfo {
+  workspaceId: string;
+  state: Exclude<KeystoreState, 'missing'>;
+  /** The master key version that sealed it (none once destroyed). */
+  masterKeyId: string | undefined;
+}
+
+/** What `rewrap` did. */
+export interface KeystoreRewrap {
+  /** Entries re-sealed with the current master key version. */
+  rewrapped: number;
+  /** Entries that could not be re-sealed (their version is unknown, or they do not open), by workspace. */
+  blocked: { workspaceId: string; masterKeyId: string | undefined; reason: string }[];
 }
 
 interface Entry {
@@ -71,26 +87,6 @@ export interface KeystoreOptions {
 
 const secretAad = (workspaceId: string, state: 'active' | 'sealed') =>
   `lethe/keystore/v1/${JSON.stringify([workspaceId, state])}`;
-
-function sealWith(key: Buffer, plaintext: Buffer, aad: string): string {
-  const nonce = randomBytes(NONCE_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
-}
-
-function openWith(key: Buffer, sealed: string, aad: string): Buffer {
-  const bytes = Buffer.from(sealed, 'base64');
-  if (bytes.length < NONCE_BYTES + TAG_BYTES) throw new Error('ciphertext too short');
-  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, NONCE_BYTES));
-  decipher.setAAD(Buffer.from(aad, 'utf8'));
-  decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
-  return Buffer.concat([
-    decipher.update(bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)),
-    decipher.final(),
-  ]);
-}
 
 function isEntry(value: unknown): value is Entry {
   if (value === null || typeof value !== 'object') return false;
@@ -151,28 +147,91 @@ export class Keystore {
    */
   async secret(
     workspaceId: string,
-    master: KeystoreMasterKey,
+    master: KeystoreMasterKeys,
     options: { create: boolean },
   ): Promise<Buffer> {
+    const ring = ringOf(master);
     let entry = this.read().workspaces[workspaceId];
+    if (entry?.masterKeyId !== undefined && !ring.byId(entry.masterKeyId)) {
+      // Re-sealed by a rotation (whose old version is retired) since this file was read: read again.
+      this.cached = undefined;
+      entry = this.read().workspaces[workspaceId];
+    }
     if (!entry && options.create) {
       entry = await this.update((file) => {
         const existing = file.workspaces[workspaceId];
         if (existing) return existing;
+        // Under the lock, with the key file read again: a rotation that began before this
+        // entry was made re-seals it, one that begins after sees it.
+        const current = ring.current();
         const made: Entry = {
           state: 'active',
-          secret: sealWith(master.key, randomBytes(SECRET_BYTES), secretAad(workspaceId, 'active')),
-          masterKeyId: master.id,
+          secret: seal(current.key, randomBytes(SECRET_BYTES), secretAad(workspaceId, 'active')),
+          masterKeyId: current.id,
           createdAt: Date.now(),
         };
         file.workspaces[workspaceId] = made;
         return made;
       });
     }
-    return this.openActive(workspaceId, entry, master);
+    return this.openActive(workspaceId, entry, ring);
   }
 
-  private openActive(workspaceId: string, entry: Entry | undefined, master: KeystoreMasterKey): Buffer {
+  /**
+   * The secret of an active or sealed entry, for re-wrapping the workspace's data keys under a
+   * new master key version only: a sealed workspace's keys must move too, or reopening it would
+   * need the retired version. The vault never uses it to decrypt (it checks the state first).
+   */
+  secretForRewrap(workspaceId: string, master: KeystoreMasterKeys): Buffer | undefined {
+    const ring = ringOf(master);
+    const entry = this.read().workspaces[workspaceId];
+    if (!entry || entry.state === 'destroyed') return undefined;
+    return this.openEntry(workspaceId, entry, entry.state, ring);
+  }
+
+  /** Every entry's state and sealing master key version, by workspace (no secrets). */
+  entries(): KeystoreEntryInfo[] {
+    return Object.entries(this.read().workspaces).map(([workspaceId, entry]) => ({
+      workspaceId,
+      state: entry.state,
+      masterKeyId: entry.state === 'destroyed' ? undefined : entry.masterKeyId,
+    }));
+  }
+
+  /**
+   * Re-seal every active or sealed entry that an older master key version sealed with the
+   * current one, in its own state (a sealed secret stays sealed), in one locked write.
+   */
+  async rewrap(master: KeystoreMasterKeys): Promise<KeystoreRewrap> {
+    const ring = ringOf(master);
+    return this.update((file) => {
+      const current = ring.current();
+      const result: KeystoreRewrap = { rewrapped: 0, blocked: [] };
+      for (const [workspaceId, entry] of Object.entries(file.workspaces)) {
+        if (entry.state === 'destroyed' || entry.masterKeyId === current.id) continue;
+        let secret: Buffer;
+        try {
+          secret = this.openEntry(workspaceId, entry, entry.state, ring);
+        } catch (error) {
+          result.blocked.push({
+            workspaceId,
+            masterKeyId: entry.masterKeyId,
+            reason: error instanceof Error ? error.message : String(error),
+          });
+          continue;
+        }
+        file.workspaces[workspaceId] = {
+          ...entry,
+          secret: seal(current.key, secret, secretAad(workspaceId, entry.state)),
+          masterKeyId: current.id,
+        };
+        result.rewrapped++;
+      }
+      return result;
+    });
+  }
+
+  private openActive(workspaceId: string, entry: Entry | undefined, master: MasterKeys): Buffer {
     if (!entry) {
       throw new LetheError(
         'CONNECTION_ERROR',
@@ -204,9 +263,10 @@ export class Keystore {
     workspaceId: string,
     entry: Entry,
     state: 'active' | 'sealed',
-    master: KeystoreMasterKey,
+    master: MasterKeys,
   ): Buffer {
-    if (entry.masterKeyId !== master.id) {
+    const version = entry.masterKeyId === undefined ? undefined : master.byId(entry.masterKeyId);
+    if (!version) {
       throw new LetheError(
         'CONNECTION_ERROR',
         'the workspace’s keystore entry was sealed by another master key',
@@ -216,7 +276,7 @@ export class Keystore {
       );
     }
     try {
-      const secret = openWith(master.key, entry.secret ?? '', secretAad(workspaceId, state));
+      const secret = open(version.key, entry.secret ?? '', secretAad(workspaceId, state));
       if (secret.length !== SECRET_BYTES) throw new Error('wrong length');
       return secret;
     } catch (error) {
@@ -233,25 +293,28 @@ export class Keystore {
    * cannot use it until `unseal`. A workspace without an entry gets a sealed one, so nothing can
    * make it a fresh active key meanwhile. Returns the state before.
    */
-  async seal(workspaceId: string, master: KeystoreMasterKey, now = Date.now()): Promise<KeystoreState> {
+  async seal(workspaceId: string, master: KeystoreMasterKeys, now = Date.now()): Promise<KeystoreState> {
+    const ring = ringOf(master);
     return this.update((file) => {
       const entry = file.workspaces[workspaceId];
+      const current = ring.current();
       if (!entry) {
         file.workspaces[workspaceId] = {
           state: 'sealed',
-          secret: sealWith(master.key, randomBytes(SECRET_BYTES), secretAad(workspaceId, 'sealed')),
-          masterKeyId: master.id,
+          secret: seal(current.key, randomBytes(SECRET_BYTES), secretAad(workspaceId, 'sealed')),
+          masterKeyId: current.id,
           createdAt: now,
           sealedAt: now,
         };
         return 'missing';
       }
       if (entry.state !== 'active') return entry.state;
-      const secret = this.openEntry(workspaceId, entry, 'active', master);
+      const secret = this.openEntry(workspaceId, entry, 'active', ring);
       file.workspaces[workspaceId] = {
         ...entry,
         state: 'sealed',
-        secret: sealWith(master.key, secret, secretAad(workspaceId, 'sealed')),
+        secret: seal(current.key, secret, secretAad(workspaceId, 'sealed')),
+        masterKeyId: current.id,
         sealedAt: now,
       };
       return 'active';
@@ -259,7 +322,8 @@ export class Keystore {
   }
 
   /** Make a sealed secret usable again (reopening). Returns the state before. */
-  async unseal(workspaceId: string, master: KeystoreMasterKey): Promise<KeystoreState> {
+  async unseal(workspaceId: string, master: KeystoreMasterKeys): Promise<KeystoreState> {
+    const ring = ringOf(master);
     return this.update((file) => {
       const entry = file.workspaces[workspaceId];
       if (!entry) return 'missing';
@@ -270,12 +334,14 @@ export class Keystore {
         );
       }
       if (entry.state === 'active') return 'active';
-      const secret = this.openEntry(workspaceId, entry, 'sealed', master);
+      const secret = this.openEntry(workspaceId, entry, 'sealed', ring);
+      const current = ring.current();
       const { sealedAt: _sealedAt, ...rest } = entry;
       file.workspaces[workspaceId] = {
         ...rest,
         state: 'active',
-        secret: sealWith(master.key, secret, secretAad(workspaceId, 'active')),
+        secret: seal(current.key, secret, secretAad(workspaceId, 'active')),
+        masterKeyId: current.id,
       };
       return 'sealed';
     });
@@ -303,13 +369,7 @@ export class Keystore {
   // --- the file ---------------------------------------------------------------------------
 
   private stamp(): string | undefined {
-    try {
-      const stats = statSync(this.path, { bigint: true });
-      return `${stats.ino}/${stats.size}/${stats.mtimeNs}`;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
+    return fileStamp(this.path);
   }
 
   /** The file's content, re-read whenever it changed (every write replaces it: a new inode). */
@@ -386,73 +446,17 @@ export class Keystore {
   }
 
   private write(text: string): void {
-    const temporary = `${this.path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    const fd = openSync(temporary, 'wx', 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      renameSync(temporary, this.path);
-    } catch (error) {
-      if (existsSync(temporary)) unlinkSync(temporary);
-      throw error;
-    }
-    // The rename itself must survive a power loss.
-    try {
-      const dir = openSync(dirname(this.path), 'r');
-      try {
-        fsyncSync(dir);
-      } finally {
-        closeSync(dir);
-      }
-    } catch {
-      // Some file systems cannot sync a directory; the rename is still atomic.
-    }
+    writeSecretFile(this.path, text);
     this.cached = undefined;
   }
 
   /** Take the lock file (made exclusively); a lock older than staleLockMs is taken over. */
-  private async lock(): Promise<() => void> {
-    const lockPath = `${this.path}.lock`;
-    const deadline = Date.now() + this.lockTimeoutMs;
-    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-      try {
-        const fd = openSync(lockPath, 'wx', 0o600);
-        writeSync(fd, `${process.pid} ${new Date().toISOString()}\n`);
-        closeSync(fd);
-        return () => {
-          try {
-            unlinkSync(lockPath);
-          } catch {
-            // Already gone (taken over as stale): nothing to do.
-          }
-        };
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') {
-          throw new LetheError('USAGE', `the keystore's folder ${dirname(this.path)} does not exist`, {
-            hint: 'create it, or point LETHE_KEYSTORE at a file in an existing folder',
-          });
-        }
-        if (code !== 'EEXIST') throw error;
-      }
-      try {
-        if (Date.now() - statSync(lockPath).mtimeMs > this.staleLockMs) {
-          unlinkSync(lockPath);
-          continue;
-        }
-      } catch {
-        continue; // released meanwhile
-      }
-      if (Date.now() > deadline) {
-        throw new LetheError('CONFLICT', `the keystore ${this.path} is locked by another process`, {
-          hint: `if no Lethe process is running, remove ${lockPath}`,
-        });
-      }
-      await sleep(wait);
-    }
+  private lock(): Promise<() => void> {
+    return lockFile(this.path, {
+      timeoutMs: this.lockTimeoutMs,
+      staleMs: this.staleLockMs,
+      what: 'keystore',
+      missingFolderHint: 'create it, or point LETHE_KEYSTORE at a file in an existing folder',
+    });
   }
 }

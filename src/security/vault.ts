@@ -2,8 +2,10 @@
  * security — the vault: connection secrets encrypted with AES-256-GCM (Node's crypto; nothing
  * hand-rolled) under envelope encryption.
  *
- * - A master key lives outside the database: LETHE_MASTER_KEY, or a key file made with mode
- *   0600 in the data dir on first start.
+ * - A master key lives outside the database, in versions (./master-key.ts): LETHE_MASTER_KEY,
+ *   or a key file made with mode 0600 in the data dir on first start. Everything it protects
+ *   records the id of the version that wrapped it and is opened with that version; everything
+ *   new is wrapped with the current one.
  * - Each workspace has a random 256-bit secret in the keystore (./keystore.ts), also outside the
  *   database. The workspace's key-encryption key is derived from both (HKDF-SHA256 over master
  *   key ‖ workspace secret, bound to the workspace id).
@@ -16,102 +18,36 @@
  *   additional authenticated data binds it to workspace, connection and field, so a
  *   ciphertext copied to another place does not decrypt. Wrapped data keys are bound to their
  *   workspace and version the same way.
+ * - Rotating the master key re-wraps data keys (`rewrapDataKey`, driven by ./key-rotation.ts):
+ *   the data keys themselves, and so every ciphertext made with them, stay as they are.
  * - Data keys made before the keystore existed (wrapped by the master key alone, without the
  *   `k2.` prefix) are still read; a workspace that has one gets a new key version under the
  *   keystore on its next encryption. Copies of such an old key cannot be shredded (see
- *   docs/privacy.md).
+ *   docs/privacy.md) until the master key version that wrapped them is retired.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { LetheError } from '../errors/index.js';
 import type { WorkspaceKeyRepository, WorkspaceKeyRow } from '../store/records.js';
+import { open, seal } from './aead.js';
 import { openKeystore, type Keystore, type KeystoreState } from './keystore.js';
+import {
+  loadMasterKeys,
+  MasterKeyRing,
+  type MasterKey,
+  type MasterKeys,
+  type MasterKeyVersion,
+} from './master-key.js';
+
+export {
+  loadMasterKey,
+  loadMasterKeys,
+  parseKey,
+  type MasterKey,
+  type MasterKeys,
+  type MasterKeyVersion,
+} from './master-key.js';
 
 const KEY_BYTES = 32;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-
-export interface MasterKey {
-  /** A short fingerprint naming the key (never the key). */
-  id: string;
-  key: Buffer;
-}
-
-function fingerprint(key: Buffer): string {
-  return createHash('sha256').update('lethe/master-key-id/v1').update(key).digest('hex').slice(0, 16);
-}
-
-/** Parse a 256-bit key given as base64 or hex. */
-export function parseKey(text: string, where: string): Buffer {
-  const trimmed = text.trim();
-  // Node's base64 decoder skips characters it does not know, so check the alphabet first: a
-  // passphrase that happened to decode to 32 bytes must not pass for a key.
-  const key = /^[0-9a-fA-F]{64}$/.test(trimmed)
-    ? Buffer.from(trimmed, 'hex')
-    : /^[A-Za-z0-9+/]{43}=?$|^[A-Za-z0-9_-]{43}$/.test(trimmed)
-      ? Buffer.from(trimmed, 'base64')
-      : Buffer.alloc(0);
-  if (key.length !== KEY_BYTES) {
-    throw new LetheError(
-      'USAGE',
-      `${where} must hold a 256-bit key as 64 hex digits or 44 base64 characters`,
-    );
-  }
-  return key;
-}
-
-/**
- * The master key: from LETHE_MASTER_KEY when set, otherwise from `<dataDir>/master.key`,
- * which is created (mode 0600) when it does not exist.
- */
-export function loadMasterKey(
-  dataDir: string,
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): MasterKey {
-  const fromEnv = env.LETHE_MASTER_KEY;
-  if (fromEnv !== undefined && fromEnv !== '') {
-    const key = parseKey(fromEnv, 'LETHE_MASTER_KEY');
-    return { id: fingerprint(key), key };
-  }
-  const file = join(dataDir, 'master.key');
-  if (!existsSync(file)) {
-    // Written whole to a temporary file, then linked into place: link fails if another
-    // process made the key first, and nobody ever reads a half-written key.
-    const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    writeFileSync(temporary, `${randomBytes(KEY_BYTES).toString('base64')}\n`, { mode: 0o600 });
-    try {
-      linkSync(temporary, file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    } finally {
-      unlinkSync(temporary);
-    }
-  }
-  chmodSync(file, 0o600);
-  const key = parseKey(readFileSync(file, 'utf8'), file);
-  return { id: fingerprint(key), key };
-}
-
-function seal(key: Buffer, plaintext: Buffer, aad: string): string {
-  const nonce = randomBytes(NONCE_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64');
-}
-
-function open(key: Buffer, sealed: string, aad: string): Buffer {
-  const bytes = Buffer.from(sealed, 'base64');
-  if (bytes.length < NONCE_BYTES + TAG_BYTES) throw new Error('ciphertext too short');
-  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, NONCE_BYTES));
-  decipher.setAAD(Buffer.from(aad, 'utf8'));
-  decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
-  return Buffer.concat([
-    decipher.update(bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)),
-    decipher.final(),
-  ]);
-}
 
 /** The additional data of a data key wrapped by the master key alone (before the keystore). */
 const legacyKeyAad = (workspaceId: string, version: number) =>
@@ -143,31 +79,103 @@ export function workspaceKek(masterKey: Buffer, workspaceSecret: Buffer, workspa
   );
 }
 
-const isLegacy = (row: WorkspaceKeyRow) => !row.wrapped_key.startsWith(WRAPPED_KEY_PREFIX);
+const isLegacy = (row: Pick<WorkspaceKeyRow, 'wrapped_key'>) =>
+  !row.wrapped_key.startsWith(WRAPPED_KEY_PREFIX);
+
+/** Whether a data key row is wrapped by the master key alone (made before the keystore). */
+export const isLegacyKeyRow = isLegacy;
+
+function wrapDataKey(
+  key: Buffer,
+  workspaceId: string,
+  version: number,
+  wrapping: { legacy: true; master: Buffer } | { legacy: false; kek: Buffer },
+): string {
+  return wrapping.legacy
+    ? seal(wrapping.master, key, legacyKeyAad(workspaceId, version))
+    : `${WRAPPED_KEY_PREFIX}${seal(wrapping.kek, key, workspaceKeyAad(workspaceId, version))}`;
+}
+
+function unwrapDataKey(row: WorkspaceKeyRow, master: Buffer, workspaceSecret: Buffer | undefined): Buffer {
+  if (isLegacy(row)) return open(master, row.wrapped_key, legacyKeyAad(row.workspace_id, row.version));
+  if (!workspaceSecret) throw new Error('a data key under the keystore needs the workspace secret');
+  return open(
+    workspaceKek(master, workspaceSecret, row.workspace_id),
+    row.wrapped_key.slice(WRAPPED_KEY_PREFIX.length),
+    workspaceKeyAad(row.workspace_id, row.version),
+  );
+}
+
+/** Why a data key row cannot be re-wrapped (it stays under its version, which then stays too). */
+export type RewrapBlock = 'unknown master key' | 'no keystore entry' | 'does not open';
+
+/**
+ * A data key row wrapped again under `target` (the current master key version): the data key is
+ * unwrapped with the version that wrapped it (and the workspace's keystore secret, active or
+ * sealed) and wrapped again in the same form. The caller stores it with a compare-and-set.
+ * Returns why not when it cannot be.
+ */
+export function rewrapDataKey(
+  row: WorkspaceKeyRow,
+  masterKeys: MasterKeys,
+  keystore: Keystore,
+  target: MasterKeyVersion,
+): { wrapped: string } | { blocked: RewrapBlock } {
+  const from = masterKeys.byId(row.master_key_id);
+  if (!from) return { blocked: 'unknown master key' };
+  const legacy = isLegacy(row);
+  let secret: Buffer | undefined;
+  try {
+    secret = legacy ? undefined : keystore.secretForRewrap(row.workspace_id, masterKeys);
+  } catch {
+    return { blocked: 'does not open' };
+  }
+  if (!legacy && !secret) return { blocked: 'no keystore entry' };
+  let key: Buffer;
+  try {
+    key = unwrapDataKey(row, from.key, secret);
+  } catch {
+    return { blocked: 'does not open' };
+  }
+  return {
+    wrapped: wrapDataKey(
+      key,
+      row.workspace_id,
+      row.version,
+      legacy
+        ? { legacy: true, master: target.key }
+        : { legacy: false, kek: workspaceKek(target.key, secret!, row.workspace_id) },
+    ),
+  };
+}
 
 /**
  * The vault of a data dir, as `lethe serve` and the CLI commands open it: the master key
- * (LETHE_MASTER_KEY or `<dataDir>/master.key`) and the keystore (LETHE_KEYSTORE or
- * `<dataDir>/keystore.json`).
+ * versions (LETHE_MASTER_KEY, LETHE_MASTER_KEY_FILE or `<dataDir>/master.key`) and the keystore
+ * (LETHE_KEYSTORE or `<dataDir>/keystore.json`).
  */
 export function openVault(
   keys: WorkspaceKeyRepository,
   dataDir: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Vault {
-  return new Vault(keys, loadMasterKey(dataDir, env), openKeystore(dataDir, env));
+  return new Vault(keys, loadMasterKeys(dataDir, env), openKeystore(dataDir, env));
 }
 
 export class Vault {
   /** Unwrapped data keys by workspace and version (they never leave memory). */
   private readonly dataKeys = new Map<string, Buffer>();
+  /** The master key versions (a file-backed ring notices new versions by itself). */
+  readonly masterKeys: MasterKeys;
 
   constructor(
     private readonly keys: WorkspaceKeyRepository,
-    private readonly master: MasterKey,
+    master: MasterKey | MasterKeys,
     /** Where the workspaces' secrets live, outside the database. */
     readonly keystore: Keystore,
-  ) {}
+  ) {
+    this.masterKeys = 'current' in master ? master : MasterKeyRing.of(master);
+  }
 
   /** The state of a workspace's key in the keystore (active, sealed, destroyed or missing). */
   keyState(workspaceId: string): KeystoreState {
@@ -177,13 +185,13 @@ export class Vault {
   /** Closing a workspace into passive storage: its key is sealed and the vault refuses it. */
   async sealWorkspace(workspaceId: string, now = Date.now()): Promise<KeystoreState> {
     this.forget(workspaceId);
-    return this.keystore.seal(workspaceId, this.master, now);
+    return this.keystore.seal(workspaceId, this.masterKeys, now);
   }
 
   /** Reopening a sealed workspace: its key becomes usable again. */
   async reopenWorkspace(workspaceId: string): Promise<KeystoreState> {
     this.forget(workspaceId);
-    return this.keystore.unseal(workspaceId, this.master);
+    return this.keystore.unseal(workspaceId, this.masterKeys);
   }
 
   /** Crypto-shredding: the workspace's keystore secret is destroyed, so are its data keys everywhere. */
@@ -199,10 +207,9 @@ export class Vault {
     }
   }
 
-  /** The workspace's key-encryption key (refused when its keystore entry is not active). */
-  private async kek(workspaceId: string, create: boolean): Promise<Buffer> {
-    const secret = await this.keystore.secret(workspaceId, this.master, { create });
-    return workspaceKek(this.master.key, secret, workspaceId);
+  /** The workspace's keystore secret (refused when its keystore entry is not active). */
+  private secret(workspaceId: string, create: boolean): Promise<Buffer> {
+    return this.keystore.secret(workspaceId, this.masterKeys, { create });
   }
 
   /** The workspace's current data key and its version, made on first use. */
@@ -212,18 +219,36 @@ export class Vault {
     if (!latest || isLegacy(latest)) {
       // A first key, or the first one under the keystore: the keystore entry is made (or found)
       // under its lock before any key row, so racing processes wrap under one secret.
-      if (latest && latest.master_key_id !== this.master.id) this.wrongMaster();
+      if (latest && !this.masterKeys.byId(latest.master_key_id)) this.wrongMaster();
       const version = (latest?.version ?? 0) + 1;
       // Only a workspace with no key under the keystore yet may get a keystore entry made here.
-      const kek = await this.kek(workspaceId, rows.every(isLegacy));
+      const secret = await this.secret(workspaceId, rows.every(isLegacy));
+      const master = this.masterKeys.current();
       const key = randomBytes(KEY_BYTES);
-      await this.keys.insert({
+      const row: WorkspaceKeyRow = {
         workspace_id: workspaceId,
         version,
-        wrapped_key: `${WRAPPED_KEY_PREFIX}${seal(kek, key, workspaceKeyAad(workspaceId, version))}`,
-        master_key_id: this.master.id,
+        wrapped_key: wrapDataKey(key, workspaceId, version, {
+          legacy: false,
+          kek: workspaceKek(master.key, secret, workspaceId),
+        }),
+        master_key_id: master.id,
         created_at: Date.now(),
-      });
+      };
+      if (await this.keys.insert(row)) {
+        // A rotation that swept the key rows between reading the current version and this
+        // insert would miss this row: wrap it again now with whatever is current (compare-and-set).
+        const now = this.masterKeys.current();
+        if (now.id !== master.id) {
+          await this.keys.replaceWrapping(row, {
+            wrapped_key: wrapDataKey(key, workspaceId, version, {
+              legacy: false,
+              kek: workspaceKek(now.key, secret, workspaceId),
+            }),
+            master_key_id: now.id,
+          });
+        }
+      }
       // Another process may have made this version first: use whatever is stored.
       rows = await this.keys.all(workspaceId);
     }
@@ -233,7 +258,7 @@ export class Vault {
 
   private wrongMaster(): never {
     throw new LetheError('CONNECTION_ERROR', 'the workspace key was wrapped by another master key', {
-      hint: 'start the server with the master key it was created with (LETHE_MASTER_KEY or the data dir’s master.key)',
+      hint: 'start the server with the master key it was created with (LETHE_MASTER_KEY or the data dir’s master.key), with every version not yet retired',
     });
   }
 
@@ -242,26 +267,28 @@ export class Vault {
     const state = this.keystore.state(workspaceId);
     if (state === 'sealed' || state === 'destroyed') {
       this.forget(workspaceId);
-      await this.kek(workspaceId, false); // throws the keystore's message for the state
+      await this.secret(workspaceId, false); // throws the keystore's message for the state
     }
     const cacheKey = `${workspaceId}/${version}`;
     const cached = this.dataKeys.get(cacheKey);
     if (cached) return cached;
-    const row = (await this.keys.all(workspaceId)).find((candidate) => candidate.version === version);
+    const find = async () =>
+      (await this.keys.all(workspaceId)).find((candidate) => candidate.version === version);
+    let row = await find();
     if (!row)
       throw new LetheError('CONNECTION_ERROR', 'a secret refers to a workspace key that no longer exists');
-    if (row.master_key_id !== this.master.id) this.wrongMaster();
+    let master = this.masterKeys.byId(row.master_key_id);
+    if (!master) {
+      // A rotation may have re-wrapped the row and retired its version since it was read.
+      row = await find();
+      master = row && this.masterKeys.byId(row.master_key_id);
+      if (!row || !master) this.wrongMaster();
+    }
     const legacy = isLegacy(row);
-    const wrappingKey = legacy ? this.master.key : await this.kek(workspaceId, false);
+    const secret = legacy ? undefined : await this.secret(workspaceId, false);
     let key: Buffer;
     try {
-      key = legacy
-        ? open(wrappingKey, row.wrapped_key, legacyKeyAad(workspaceId, version))
-        : open(
-            wrappingKey,
-            row.wrapped_key.slice(WRAPPED_KEY_PREFIX.length),
-            workspaceKeyAad(workspaceId, version),
-          );
+      key = unwrapDataKey(row, master.key, secret);
     } catch (error) {
       throw new LetheError(
         'CONNECTION_ERROR',
@@ -274,7 +301,6 @@ export class Vault {
     this.dataKeys.set(cacheKey, key);
     return key;
   }
-
   async encrypt(workspaceId: string, connection: string, field: string, plaintext: string): Promise<string> {
     const { version, key } = await this.currentKey(workspaceId);
     return `v1.${version}.${seal(key, Buffer.from(plaintext, 'utf8'), secretAad(workspaceId, connection, field))}`;

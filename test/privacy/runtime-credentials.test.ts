@@ -7,13 +7,13 @@
  * output of `lethe run --ask-credentials`. A run that needs them after a restart ends
  * CREDENTIALS_LOST; schedule, webhook and poll runs need stored connections.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServerConfig } from '../../src/server/config.js';
+import { lethe } from '../cli/support.js';
 import { pgSchemaUrl, startTestServer, type TestServer } from '../helpers/server.js';
 import { describeWithPostgres, pgUrl } from '../helpers/services.js';
 import {
@@ -28,8 +28,6 @@ import {
 } from './confidential-scan.js';
 
 const WS = '/api/v1/workspaces/default';
-const root = join(import.meta.dirname, '..', '..');
-const bin = join(root, 'bin', 'lethe.js');
 
 const READ_FLOW = (name: string, privacy = 'standard') => `version: 1
 name: ${name}
@@ -144,30 +142,8 @@ function makeDatabase(dataDir: string, name: string, rows: number): void {
 }
 
 /** `lethe …args` with lines on stdin (not a terminal); its output is scanned too. */
-function letheWithInput(
-  args: readonly string[],
-  input: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-    delete env.LETHE_SERVER;
-    delete env.LETHE_TOKEN;
-    delete env.LETHE_DEBUG;
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: root,
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: 60_000,
-      killSignal: 'SIGKILL',
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function letheWithInput(args: readonly string[], input: string) {
+  return lethe(args, { input, timeoutMs: 60_000, env: { LETHE_SERVER: undefined, LETHE_TOKEN: undefined } });
 }
 
 describe('run-time credentials', () => {
