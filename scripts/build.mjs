@@ -20,8 +20,9 @@ await build({
   platform: 'node',
   target: 'node20.19',
   sourcemap: true,
-  // Native and large drivers stay outside and load only when a flow needs them.
-  external: ['better-sqlite3', 'pg', 'pg-native', 'exceljs'],
+  // Native and large drivers stay outside and load only when a flow needs them; Argon2 is a
+  // native addon (a prebuilt binary per platform), loaded from node_modules.
+  external: ['better-sqlite3', 'pg', 'pg-native', 'exceljs', '@node-rs/argon2'],
   // Some bundled CommonJS dependencies call require(): give ESM code one.
   banner: {
     js: "import { createRequire as __letheRequire } from 'node:module'; const require = __letheRequire(import.meta.url);",

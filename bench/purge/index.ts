@@ -15,16 +15,15 @@
  * p99 with and without the purge (target: p99 with ≤ 2× without), and the file's size before
  * and after.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import Sqlite from 'better-sqlite3';
 import { newId } from '../../src/store/ids.js';
 import { Store } from '../../src/store/index.js';
+import { freePort, orderBody, postLoad, stop, waitFor, type Measured } from '../support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
@@ -40,18 +39,6 @@ steps:
   - id: priced
     compute: { from: order, columns: { total: "qty * price" } }
 `;
-
-function orderBody(): string {
-  return JSON.stringify(
-    Array.from({ length: 8 }, (_, i) => ({
-      sku: `SKU-${1000 + i}`,
-      category: i % 2 ? 'tea' : 'mugs',
-      description: 'a line of an order, long enough to be realistic',
-      qty: 1 + (i % 3),
-      price: 4.5 + i,
-    })),
-  );
-}
 
 /** Write `total` expired records: 40 % runs, 20 % their inputs, 40 % gateway log entries. */
 async function seed(
@@ -103,29 +90,6 @@ async function seed(
   return { runs, inputs, gateway };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-async function waitFor(url: string, tries = 400): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    try {
-      if ((await fetch(url)).status < 500) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} did not come up`);
-}
-
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolveOut, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin', 'lethe.js'), ...args], { env });
@@ -136,37 +100,8 @@ function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<stri
   });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-interface Measured {
-  requests: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
-}
-
-async function load(url: string, seconds: number): Promise<Measured> {
-  const result = await autocannon({
-    url: `${url}/hooks/default/intake`,
-    method: 'POST',
-    connections: CONNECTIONS,
-    duration: seconds,
-    headers: { 'content-type': 'application/json' },
-    body: orderBody(),
-  });
-  return {
-    requests: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
-  };
+function load(url: string, seconds: number): Promise<Measured> {
+  return postLoad(`${url}/hooks/default/intake`, { connections: CONNECTIONS, seconds, body: orderBody() });
 }
 
 /** The server's purged-records counter, summed over classes. */
@@ -200,7 +135,7 @@ async function withServer<T>(
   );
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitFor(`${url}/healthz`);
+    await waitFor(`${url}/healthz`, 400);
     const response = await fetch(`${url}/api/v1/workspaces/default/flows/intake`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/yaml' },

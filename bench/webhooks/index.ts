@@ -12,11 +12,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
+import { freePort, orderBody, postLoad, stop, waitFor, type Measured } from '../support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
@@ -45,77 +44,13 @@ steps:
     output: { from: per-category, respond: true }
 `;
 
-/** ~1 KB of JSON: an order with a few lines. */
-function orderBody(): string {
-  const lines = Array.from({ length: 8 }, (_, i) => ({
-    sku: `SKU-${1000 + i}`,
-    category: i % 2 ? 'tea' : 'mugs',
-    description: 'a line of an order, long enough to be realistic',
-    qty: 1 + (i % 3),
-    price: 4.5 + i,
-  }));
-  return JSON.stringify(lines);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-async function waitFor(url: string, tries = 200): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    try {
-      if ((await fetch(url)).status < 500) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} did not come up`);
-}
-
 function rssOf(child: ChildProcess): number {
   const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
 }
 
-interface Measured {
-  requests: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
-}
-
-async function load(url: string, body: string, headers: Record<string, string> = {}): Promise<Measured> {
-  const result = await autocannon({
-    url,
-    method: 'POST',
-    connections: 50,
-    duration: Number(process.env.BENCH_SECONDS ?? 10),
-    headers: { 'content-type': 'application/json', ...headers },
-    body,
-  });
-  return {
-    requests: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
-  };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
+function load(url: string, body: string): Promise<Measured> {
+  return postLoad(url, { connections: 50, seconds: Number(process.env.BENCH_SECONDS ?? 10), body });
 }
 
 async function withLethe<T>(work: (url: string, child: ChildProcess) => Promise<T>): Promise<T> {

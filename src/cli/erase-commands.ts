@@ -1,11 +1,10 @@
 /**
- * `lethe erase`: data-subject erasure requests against a server's data dir (or its PostgreSQL
- * store, LETHE_DATABASE_URL). `lethe erase --subject email:x@y.com` makes the request and
+ * `lethe erase`: data-subject erasure requests against a server's stores (the workspace's
+ * region's). `lethe erase --subject email:x@y.com` makes the request and
  * processes it here and now, printing the completion report; `--list`, `--show <id>` and
  * `--extend <id> --reason …` read and extend requests. The subject is never printed.
  */
 import type { Command } from 'commander';
-import { AuditLog } from '../privacy/audit.js';
 import {
   createErasureRequest,
   extendErasureRequest,
@@ -13,16 +12,12 @@ import {
   listErasureRequests,
   processErasure,
   viewOf,
-  type ErasureContext,
   type ErasureView,
 } from '../privacy/erasure.js';
 import { LetheError } from '../errors/index.js';
-import { openKeystore } from '../security/keystore.js';
-import { loadMasterKey, Vault } from '../security/vault.js';
-import { loadConfig } from '../server/config.js';
 import { DEFAULT_WORKSPACE } from '../server/serve.js';
-import { Store } from '../store/index.js';
-import { errorsOf, EXIT, printErrors } from './report.js';
+import { withDeployment } from './deployment.js';
+import { EXIT } from './report.js';
 
 interface EraseOptions {
   subject?: string;
@@ -62,19 +57,10 @@ function describe(view: ErasureView): string {
 }
 
 async function eraseCommand(subjectArgument: string | undefined, options: EraseOptions): Promise<number> {
-  let store: Store | undefined;
-  try {
-    const config = loadConfig({ dataDir: options.dataDir });
-    store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
-    const context: ErasureContext = {
-      store,
-      vault: new Vault(store.workspaceKeys, loadMasterKey(config.dataDir), openKeystore(config.dataDir)),
-      audit: new AuditLog(store.db),
-      config,
-    };
+  return withDeployment({ dataDir: options.dataDir, mustExist: true }, async (opened) => {
     const name = options.workspace ?? DEFAULT_WORKSPACE;
-    const workspace = await store.workspaces.byName(name);
-    if (!workspace) throw new LetheError('USAGE', `workspace "${name}" not found`);
+    // The request, its processing and its report live in the workspace's region.
+    const { workspace, scope: context } = await opened.workspace(name);
     const print = (views: ErasureView[], text: string) =>
       process.stdout.write(
         options.json ? `${JSON.stringify(views.length === 1 ? views[0] : views, null, 2)}\n` : text,
@@ -145,12 +131,7 @@ async function eraseCommand(subjectArgument: string | undefined, options: EraseO
       process.stdout.write(`${JSON.stringify({ ...view, previous: created.previous, outcome }, null, 2)}\n`);
     else process.stdout.write(describe(view));
     return EXIT.ok;
-  } catch (error) {
-    printErrors(errorsOf(error));
-    return EXIT.invalid;
-  } finally {
-    await store?.close();
-  }
+  });
 }
 
 export function registerErasureCommands(program: Command, setExitCode: (code: number) => void): void {

@@ -17,6 +17,8 @@ import {
 } from './remote.js';
 import { registerErasureCommands } from './erase-commands.js';
 import { registerInventoryCommands } from './inventory-commands.js';
+import { registerKeysCommands } from './keys-commands.js';
+import { registerUserCommands } from './user-commands.js';
 import { registerRetentionCommands } from './purge-commands.js';
 import { runCommand } from './run.js';
 import { serveCommand, tokenCreateCommand } from './server-commands.js';
@@ -106,9 +108,25 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
       'where the store, keys and workspace files live (LETHE_DATA_DIR, default ./data)',
     )
     .option('--concurrency <n>', 'runs executing at once (LETHE_CONCURRENCY, default 8)')
-    .action(async (options: { port?: string; host?: string; dataDir?: string; concurrency?: string }) => {
-      setExitCode(await serveCommand(options));
-    });
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (LETHE_TLS_CERT); needs --tls-key')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert (LETHE_TLS_KEY)')
+    .option(
+      '--trust-proxy',
+      'believe X-Forwarded-For/-Proto from the proxy in front (LETHE_TRUST_PROXY: true or its addresses)',
+    )
+    .action(
+      async (options: {
+        port?: string;
+        host?: string;
+        dataDir?: string;
+        concurrency?: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        trustProxy?: boolean;
+      }) => {
+        setExitCode(await serveCommand(options));
+      },
+    );
 
   const token = program.command('token').description('API tokens');
   token
@@ -155,6 +173,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
   registerRetentionCommands(program, setExitCode);
   registerErasureCommands(program, setExitCode);
   registerInventoryCommands(program, setExitCode);
+  registerKeysCommands(program, setExitCode);
+  registerUserCommands(program, setExitCode);
 
   program
     .command('schema')

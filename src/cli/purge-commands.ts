@@ -1,6 +1,6 @@
 /**
- * `lethe purge [--dry-run]` and `lethe audit verify` (retention engine), on the store of a data
- * dir (or LETHE_DATABASE_URL), with or without a server running on it.
+ * `lethe purge [--dry-run]` and `lethe audit verify` (retention engine), on the stores of a
+ * deployment (every region's), with or without a server running on them.
  *
  * - `purge`: one pass now, with the deployment's retention settings (LETHE_RETENTION_*), then
  *   the space given back; `--dry-run` deletes nothing and shows, per workspace and data class,
@@ -9,35 +9,18 @@
  * - `audit verify`: checks the audit log's hash chain; exit 0 when intact, 1 when broken (and
  *   says at which entry).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { LetheError } from '../errors/index.js';
-import { AuditLog } from '../privacy/audit.js';
 import { verifyAuditChain } from '../privacy/retention-audit.js';
 import { Purger, type ForecastRow, type PurgeReport } from '../privacy/retention.js';
-import { loadConfig, type ServerConfig } from '../server/config.js';
-import { Store } from '../store/index.js';
 import { formatCount, formatDuration } from './progress.js';
-import { errorsOf, EXIT, printErrors } from './report.js';
+import { withDeployment } from './deployment.js';
+import { EXIT } from './report.js';
 
 interface PurgeOptions {
   dryRun?: boolean;
   dataDir?: string;
   workspace?: string;
   json?: boolean;
-}
-
-/** Open the store of a data dir (or LETHE_DATABASE_URL) that must already exist. */
-async function openExisting(dataDir: string | undefined): Promise<{ store: Store; config: ServerConfig }> {
-  const config = loadConfig({ dataDir });
-  if (!config.databaseUrl && !existsSync(join(config.dataDir, 'lethe.db'))) {
-    throw new LetheError('USAGE', `there is no Lethe store in ${config.dataDir}`, {
-      hint: 'pass the server’s --data-dir (or set LETHE_DATA_DIR or LETHE_DATABASE_URL)',
-    });
-  }
-  const store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
-  return { store, config };
 }
 
 /** An age for people: 45 s, 12 min, 5 h, 31 d. */
@@ -117,105 +100,117 @@ function reportText(report: PurgeReport, names: Map<string, string>): string {
 }
 
 export async function purgeCommand(options: PurgeOptions): Promise<number> {
-  let store: Store | undefined;
-  let purger: Purger | undefined;
-  try {
-    const opened = await openExisting(options.dataDir);
-    store = opened.store;
+  return withDeployment({ dataDir: options.dataDir, mustExist: true }, async (opened) => {
     const retention = opened.config.retention;
     let workspaceId: string | undefined;
+    let scopes = opened.scopes;
     if (options.workspace !== undefined) {
-      const workspace = await store.workspaces.byName(options.workspace);
-      if (!workspace) throw new LetheError('USAGE', `there is no workspace "${options.workspace}"`);
+      const { workspace, scope } = await opened.workspace(options.workspace);
       workspaceId = workspace.id;
+      scopes = [scope];
     }
-    const names = new Map((await store.workspaces.list()).map((w) => [w.id, w.name]));
-    purger = new Purger({ store, audit: new AuditLog(store.db), config: retention, actor: 'cli' });
-    if (options.dryRun) {
-      const rows = await purger.forecast({ workspaceId, sizes: true });
+    const names = new Map((await opened.home.store.workspaces.list()).map((w) => [w.id, w.name]));
+    // Each region purges its own store; the figures are added up.
+    const purgers = scopes.map(
+      (scope) => new Purger({ store: scope.store, audit: scope.audit, config: retention, actor: 'cli' }),
+    );
+    try {
+      if (options.dryRun) {
+        const rows: ForecastRow[] = [];
+        for (const purger of purgers) rows.push(...(await purger.forecast({ workspaceId, sizes: true })));
+        if (options.json) {
+          const total = rows.reduce((sum, row) => sum + row.due, 0);
+          const bytes = rows.reduce((sum, row) => sum + (row.bytes ?? 0), 0);
+          const json = {
+            dryRun: true,
+            unit: retention.unit,
+            total,
+            bytes: Math.round(bytes),
+            classes: rows.map((row) => ({
+              workspace: row.workspace,
+              dataClass: row.dataClass,
+              retentionDays: row.retentionDays,
+              legalHold: row.legalHold,
+              records: row.due,
+              oldestAt: row.oldestDueAt === null ? null : new Date(row.oldestDueAt).toISOString(),
+              oldestAgeSeconds:
+                row.oldestDueAt === null ? null : Math.floor((Date.now() - row.oldestDueAt) / 1000),
+              bytes: Math.round(row.bytes ?? 0),
+            })),
+          };
+          process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+        } else {
+          process.stdout.write(forecastText(rows, retention.unit, Date.now()));
+        }
+        return EXIT.ok;
+      }
+      const reports: { region: string; report: PurgeReport }[] = [];
+      for (const [i, purger] of purgers.entries())
+        reports.push({ region: scopes[i]!.region, report: await purger.runOnce({ workspaceId }) });
       if (options.json) {
-        const total = rows.reduce((sum, row) => sum + row.due, 0);
-        const bytes = rows.reduce((sum, row) => sum + (row.bytes ?? 0), 0);
         const json = {
-          dryRun: true,
-          unit: retention.unit,
-          total,
-          bytes: Math.round(bytes),
-          classes: rows.map((row) => ({
-            workspace: row.workspace,
-            dataClass: row.dataClass,
-            retentionDays: row.retentionDays,
-            legalHold: row.legalHold,
-            records: row.due,
-            oldestAt: row.oldestDueAt === null ? null : new Date(row.oldestDueAt).toISOString(),
-            oldestAgeSeconds:
-              row.oldestDueAt === null ? null : Math.floor((Date.now() - row.oldestDueAt) / 1000),
-            bytes: Math.round(row.bytes ?? 0),
-          })),
+          dryRun: false,
+          total: reports.reduce((sum, { report }) => sum + report.total, 0),
+          durationMs: Math.round(reports.reduce((sum, { report }) => sum + report.durationMs, 0)),
+          expiredFromDlq: reports.reduce((sum, { report }) => sum + report.expiredFromDlq, 0),
+          purged: reports.flatMap(({ region, report }) =>
+            report.purged.map((entry) => ({
+              workspace:
+                entry.workspaceId === null ? null : (names.get(entry.workspaceId) ?? entry.workspaceId),
+              ...(reports.length > 1 ? { region } : {}),
+              dataClass: entry.dataClass,
+              records: entry.count,
+            })),
+          ),
+          space: reports.length === 1 ? (reports[0]!.report.space ?? null) : null,
         };
         process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
       } else {
-        process.stdout.write(forecastText(rows, retention.unit, Date.now()));
+        for (const { region, report } of reports) {
+          if (reports.length > 1) process.stdout.write(`region ${region}:\n`);
+          process.stdout.write(reportText(report, names));
+        }
       }
       return EXIT.ok;
+    } finally {
+      for (const purger of purgers) await purger.stop();
     }
-    const report = await purger.runOnce({ workspaceId });
-    if (options.json) {
-      const json = {
-        dryRun: false,
-        total: report.total,
-        durationMs: Math.round(report.durationMs),
-        expiredFromDlq: report.expiredFromDlq,
-        purged: report.purged.map((entry) => ({
-          workspace: entry.workspaceId === null ? null : (names.get(entry.workspaceId) ?? entry.workspaceId),
-          dataClass: entry.dataClass,
-          records: entry.count,
-        })),
-        space: report.space ?? null,
-      };
-      process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-    } else {
-      process.stdout.write(reportText(report, names));
-    }
-    return EXIT.ok;
-  } catch (error) {
-    printErrors(errorsOf(error));
-    return EXIT.invalid;
-  } finally {
-    await purger?.stop();
-    await store?.close();
-  }
+  });
 }
 
 const entries = (n: number) => `${formatCount(n)} ${n === 1 ? 'entry' : 'entries'}`;
 
 export async function auditVerifyCommand(options: { dataDir?: string; json?: boolean }): Promise<number> {
-  let store: Store | undefined;
-  try {
-    store = (await openExisting(options.dataDir)).store;
-    // Entries before the anchor were purged by retention; the chain verifies from there.
-    const result = await verifyAuditChain(store.db);
-    const from = result.from;
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    } else if (result.ok) {
-      process.stdout.write(
-        `audit log intact: ${entries(result.checked)} verified` +
-          (from > 1 ? ` (from entry ${from}; earlier ones were purged by retention)` : '') +
-          '\n',
-      );
-    } else {
-      process.stdout.write(
-        `audit log BROKEN at entry ${result.brokenAt}: ${result.problem} (${entries(result.checked)} before it ${result.checked === 1 ? 'verifies' : 'verify'})\n`,
-      );
+  return withDeployment({ dataDir: options.dataDir, mustExist: true }, async (opened) => {
+    // Each region's store has its own chain.
+    let intact = true;
+    const results: Record<string, Awaited<ReturnType<typeof verifyAuditChain>>> = {};
+    for (const scope of opened.scopes) {
+      const result = await verifyAuditChain(scope.store.db);
+      results[scope.region] = result;
+      intact &&= result.ok;
+      if (options.json) continue;
+      const prefix = opened.scopes.length > 1 ? `region ${scope.region}: ` : '';
+      // Entries before the anchor were purged by retention; the chain verifies from there.
+      const from = result.from;
+      if (result.ok) {
+        process.stdout.write(
+          `${prefix}audit log intact: ${entries(result.checked)} verified` +
+            (from > 1 ? ` (from entry ${from}; earlier ones were purged by retention)` : '') +
+            '\n',
+        );
+      } else {
+        process.stdout.write(
+          `${prefix}audit log BROKEN at entry ${result.brokenAt}: ${result.problem} (${entries(result.checked)} before it ${result.checked === 1 ? 'verifies' : 'verify'})\n`,
+        );
+      }
     }
-    return result.ok ? EXIT.ok : EXIT.failed;
-  } catch (error) {
-    printErrors(errorsOf(error));
-    return EXIT.invalid;
-  } finally {
-    await store?.close();
-  }
+    if (options.json) {
+      const only = opened.scopes.length === 1 ? results[opened.scopes[0]!.region] : undefined;
+      process.stdout.write(`${JSON.stringify(only ?? { ok: intact, regions: results }, null, 2)}\n`);
+    }
+    return intact ? EXIT.ok : EXIT.failed;
+  });
 }
 
 export function registerRetentionCommands(program: Command, setExitCode: (code: number) => void): void {

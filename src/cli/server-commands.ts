@@ -1,8 +1,9 @@
 /** `lethe serve` and `lethe token create`: the server's own commands. */
 import { loadConfig, type ConfigFlags } from '../server/config.js';
 import { createLogger, DEFAULT_WORKSPACE, startServer } from '../server/serve.js';
+import { LetheError } from '../errors/index.js';
 import { createToken } from '../security/tokens.js';
-import { Store } from '../store/index.js';
+import { withDeployment } from './deployment.js';
 import { errorsOf, EXIT, printErrors } from './report.js';
 
 export async function serveCommand(flags: ConfigFlags): Promise<number> {
@@ -50,28 +51,31 @@ export async function tokenCreateCommand(options: {
   dataDir?: string;
   expiresInDays?: string;
 }): Promise<number> {
-  let store: Store | undefined;
-  try {
-    const config = loadConfig({ dataDir: options.dataDir });
-    store = await Store.open({ url: config.databaseUrl, dataDir: config.dataDir });
-    const workspace = await store.workspaces.ensure(options.workspace);
+  return withDeployment({ dataDir: options.dataDir }, async (opened) => {
     const days = options.expiresInDays === undefined ? undefined : Number(options.expiresInDays);
     if (days !== undefined && (!Number.isFinite(days) || days <= 0)) {
-      throw new Error('--expires-in-days must be a positive number');
+      throw new LetheError('USAGE', '--expires-in-days must be a positive number');
     }
-    const created = await createToken(store.tokens, {
+    // A workspace that does not exist yet is made in the home region (lethe workspace create
+    // --region pins one elsewhere). Tokens are the directory's: they live in the home store.
+    const workspace =
+      (await opened.deployment.locate(options.workspace))?.workspace ??
+      (await opened.deployment.createWorkspace(options.workspace)).workspace;
+    const created = await createToken(opened.home.store.tokens, {
       workspaceId: workspace.id,
       role: options.role,
       name: options.name,
       expiresAt: days === undefined ? undefined : Date.now() + days * 86_400_000,
     });
+    // Audited in the home region's log, as the API's tokens are (ids only: never the name).
+    await opened.home.audit.append({
+      workspaceId: workspace.id,
+      actor: 'cli',
+      action: 'token.created',
+      details: { tokenId: created.id, role: options.role, expires: days !== undefined },
+    });
     // The token alone on stdout, so scripts can capture it; it is shown this once.
     process.stdout.write(`${created.token}\n`);
     return EXIT.ok;
-  } catch (error) {
-    printErrors(errorsOf(error));
-    return EXIT.invalid;
-  } finally {
-    await store?.close();
-  }
+  });
 }

@@ -29,6 +29,38 @@ export const ParamSchema = Type.Object(
   { additionalProperties: false, description: 'A run-time parameter, read as $params.<name>.' },
 );
 
+export const SIGNATURE_SCHEMES = ['generic', 'github', 'standard-webhooks'] as const;
+
+/** How a webhook's requests are signed (SPEC 7); the secrets stay in a stored connection. */
+export const WebhookSignatureSchema = Type.Object(
+  {
+    scheme: Type.Enum(SIGNATURE_SCHEMES, {
+      description:
+        'generic: X-Lethe-Signature: t=<unix s>,v1=<hex>; github: X-Hub-Signature-256; standard-webhooks: webhook-id/-timestamp/-signature.',
+    }),
+    connection: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$',
+      errorMessage: 'must be the name of a stored webhook-secret connection',
+      description: 'A stored webhook-secret connection holding secret (and previousSecret while rotating).',
+    }),
+    tolerance: Type.Optional(
+      Type.String({
+        pattern: DURATION_PATTERN,
+        errorMessage: 'must be a duration such as 300s or 5m (at most 1h)',
+        description: 'How far the signed timestamp may be from now, either way (default 300s, at most 1h).',
+      }),
+    ),
+    header: Type.Optional(
+      Type.String({
+        pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+        errorMessage: 'must be an HTTP header name such as X-Lethe-Signature',
+        description: 'generic only: the header carrying the signature (default X-Lethe-Signature).',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Refuse requests not signed with the connection’s secret.' },
+);
+
 export const TriggerSchema = Type.Object(
   {
     manual: Type.Optional(
@@ -71,6 +103,7 @@ export const TriggerSchema = Type.Object(
             }),
           ),
           timeout: Type.Optional(Duration),
+          signature: Type.Optional(WebhookSignatureSchema),
         },
         { additionalProperties: false },
       ),

@@ -140,6 +140,31 @@ function checkParams(raw: Record<string, unknown>, c: Collector): void {
   }
 }
 
+/** The signature's rules the schema cannot say: a bounded tolerance, `header` for generic only. */
+function checkSignature(signature: Record<string, unknown>, c: Collector): void {
+  const at = ['trigger', 'webhook', 'signature'];
+  const tolerance =
+    typeof signature.tolerance === 'string' ? /^([0-9]+)(ms|s|m|h|d)$/.exec(signature.tolerance) : null;
+  if (tolerance) {
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      tolerance[2] as 'ms' | 's' | 'm' | 'h' | 'd'
+    ];
+    const ms = Number(tolerance[1]) * unit;
+    // Timestamps are whole seconds; beyond an hour a captured request stays replayable too long.
+    if (ms < 1000 || ms > 3_600_000) {
+      c.error([...at, 'tolerance'], 'the timestamp tolerance must be between 1s and 1h', {
+        hint: 'leave it out for the default of 300s',
+      });
+    }
+  }
+  if (signature.header !== undefined && signature.scheme !== 'generic') {
+    c.error([...at, 'header'], `header applies to the generic scheme only, not ${String(signature.scheme)}`, {
+      atKey: true,
+      hint: 'remove header: github and standard-webhooks use their own fixed headers',
+    });
+  }
+}
+
 function checkTrigger(raw: Record<string, unknown>, c: Collector): void {
   if (typeof raw.timezone === 'string' && !isValidTimeZone(raw.timezone)) {
     c.error(['timezone'], `unknown time zone "${raw.timezone}"`, {
@@ -175,6 +200,8 @@ function checkTrigger(raw: Record<string, unknown>, c: Collector): void {
       }
     }
   }
+  const webhook = raw.trigger.webhook;
+  if (isRecord(webhook) && isRecord(webhook.signature)) checkSignature(webhook.signature, c);
   const poll = raw.trigger.poll;
   if (isRecord(poll)) {
     const every = typeof poll.every === 'string' ? /^([0-9]+)(ms|s|m|h|d)$/.exec(poll.every) : null;

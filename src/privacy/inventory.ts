@@ -47,6 +47,8 @@ export interface TableCount {
   oldestAt: string | null;
   /** Columns that may hold personal data or payload values. */
   personalColumns: string[];
+  /** Kept in the home region's directory, not in the workspace's region (access records). */
+  inHomeDirectory?: true;
 }
 
 export interface DataClassInventory {
@@ -168,7 +170,14 @@ export interface Inventory {
 export interface InventorySource {
   store: Store;
   vault: Pick<Vault, 'keyState'>;
+  /** The region `store` is; with it, only that region's workspaces are listed. */
+  region?: string;
+  /** The home region's store, where a workspace of another region has its directory records. */
+  home?: Store;
 }
+
+/** Tables of the directory (home region) that hold records of a workspace of any region. */
+const DIRECTORY_TABLES = ['api_tokens', 'memberships', 'user_tokens'];
 
 export interface InventoryOptions {
   /** One workspace by name; every workspace when absent. */
@@ -195,9 +204,10 @@ export const SECURITY_MEASURES = [
   'Closed workspaces are unreadable while in passive storage (their key sealed) and purged afterwards.',
 ];
 
-/** The connections a flow's steps name, in order of first appearance. */
-function connectionsOf(flow: Pick<Flow, 'steps'>): string[] {
-  const names: string[] = [];
+/** The connections a flow names — its webhook's signing secret, then its steps' — in order of first appearance. */
+function connectionsOf(flow: Pick<Flow, 'steps' | 'trigger'>): string[] {
+  const signing = flow.trigger?.webhook?.signature?.connection;
+  const names: string[] = signing === undefined ? [] : [signing];
   for (const step of flow.steps) {
     const body = step.body as { connection?: unknown } | null;
     const name = body !== null && typeof body === 'object' ? body.connection : undefined;
@@ -332,7 +342,26 @@ function notStored(legalHold: boolean, logAccess: 'allow' | 'deny'): NotStored[]
 }
 
 /** Count and date the workspace's records in every table that has its id. */
-async function tableCounts(store: Store, workspace: Workspace): Promise<TableCount[]> {
+async function countRows(store: Store, table: string, workspace: Workspace): Promise<TableCount> {
+  const stored = STORED_TABLES[table as keyof typeof STORED_TABLES];
+  const agedBy = stored?.agedBy;
+  const row = agedBy
+    ? await sql<{ records: number | string; oldest: number | string | null }>`
+        select count(*) as records, min(${sql.ref(agedBy)}) as oldest from ${sql.table(table)}
+        where workspace_id = ${workspace.id}`.execute(store.db)
+    : await sql<{ records: number | string; oldest: null }>`
+        select count(*) as records, null as oldest from ${sql.table(table)}
+        where workspace_id = ${workspace.id}`.execute(store.db);
+  const first = row.rows[0];
+  return {
+    table,
+    records: Number(first?.records ?? 0),
+    oldestAt: first?.oldest === null || first?.oldest === undefined ? null : iso(Number(first.oldest)),
+    personalColumns: [...(stored?.personalColumns ?? [])],
+  };
+}
+
+async function tableCounts(store: Store, workspace: Workspace, home?: Store): Promise<TableCount[]> {
   const counts: TableCount[] = [
     {
       table: 'workspaces',
@@ -341,23 +370,14 @@ async function tableCounts(store: Store, workspace: Workspace): Promise<TableCou
       personalColumns: [...STORED_TABLES.workspaces.personalColumns],
     },
   ];
+  const elsewhere = home !== undefined && home !== store;
   for (const table of await workspaceTables(store)) {
-    const stored = STORED_TABLES[table as keyof typeof STORED_TABLES];
-    const agedBy = stored?.agedBy;
-    const row = agedBy
-      ? await sql<{ records: number | string; oldest: number | string | null }>`
-          select count(*) as records, min(${sql.ref(agedBy)}) as oldest from ${sql.table(table)}
-          where workspace_id = ${workspace.id}`.execute(store.db)
-      : await sql<{ records: number | string; oldest: null }>`
-          select count(*) as records, null as oldest from ${sql.table(table)}
-          where workspace_id = ${workspace.id}`.execute(store.db);
-    const first = row.rows[0];
-    counts.push({
-      table,
-      records: Number(first?.records ?? 0),
-      oldestAt: first?.oldest === null || first?.oldest === undefined ? null : iso(Number(first.oldest)),
-      personalColumns: [...(stored?.personalColumns ?? [])],
-    });
+    if (elsewhere && DIRECTORY_TABLES.includes(table)) continue;
+    counts.push(await countRows(store, table, workspace));
+  }
+  if (elsewhere) {
+    for (const table of DIRECTORY_TABLES)
+      counts.push({ ...(await countRows(home, table, workspace)), inHomeDirectory: true });
   }
   return counts;
 }
@@ -377,7 +397,7 @@ async function workspaceInventory(
   const legalHold = settings.legalHold === true;
   const logAccess = settings.logAccess ?? 'allow';
   const policy = effectivePolicy(retention, settings);
-  const tables = await tableCounts(store, workspace);
+  const tables = await tableCounts(store, workspace, source.home);
 
   const dataClasses: DataClassInventory[] = Object.values(DATA_CLASSES).map((dataClass) => {
     const own = tables.filter((table) => classOf(table.table) === dataClass.name);
@@ -521,7 +541,9 @@ export async function buildInventory(
     const one = await source.store.workspaces.byName(options.workspace);
     workspaces = one ? [one] : [];
   } else {
-    workspaces = await source.store.workspaces.list();
+    workspaces = (await source.store.workspaces.list()).filter(
+      (workspace) => source.region === undefined || workspace.region === source.region,
+    );
   }
   const inventories: WorkspaceInventory[] = [];
   for (const workspace of workspaces)

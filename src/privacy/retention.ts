@@ -436,21 +436,27 @@ export class Purger {
     return rows;
   }
 
+  /** Where the audit chain may be cut: `before`, or a held workspace's oldest entry if earlier. */
+  private async auditCutoff(policies: Map<string, EffectivePolicy>, before: number): Promise<number> {
+    const held = [...policies].filter(([, policy]) => policy.legalHold).map(([id]) => id);
+    if (held.length === 0) return before;
+    const oldest = await this.store.db
+      .selectFrom('audit_log')
+      .select((eb) => eb.fn.min('at').as('at'))
+      .where('workspace_id', 'in', held)
+      .executeTakeFirst();
+    return oldest?.at !== null && oldest?.at !== undefined ? Math.min(before, Number(oldest.at)) : before;
+  }
+
   /** The audit chain: a prefix older than the audit period, never past a held workspace's entry. */
   private async purgeAuditChain(
     policies: Map<string, EffectivePolicy>,
     options: PassOptions,
   ): Promise<number> {
-    let before = options.before ?? Date.now() - this.config.defaults.audit * this.config.unitMs;
-    const held = [...policies].filter(([, policy]) => policy.legalHold).map(([id]) => id);
-    if (held.length > 0) {
-      const oldest = await this.store.db
-        .selectFrom('audit_log')
-        .select((eb) => eb.fn.min('at').as('at'))
-        .where('workspace_id', 'in', held)
-        .executeTakeFirst();
-      if (oldest?.at !== null && oldest?.at !== undefined) before = Math.min(before, Number(oldest.at));
-    }
+    const before = await this.auditCutoff(
+      policies,
+      options.before ?? Date.now() - this.config.defaults.audit * this.config.unitMs,
+    );
     let purged = 0;
     for (;;) {
       if (this.stopped) break;
@@ -592,16 +598,7 @@ export class Purger {
     policies: Map<string, EffectivePolicy>,
     now: number,
   ): Promise<{ count: number; oldest: number | null }> {
-    let before = now - this.config.defaults.audit * this.config.unitMs;
-    const held = [...policies].filter(([, policy]) => policy.legalHold).map(([id]) => id);
-    if (held.length > 0) {
-      const oldest = await this.store.db
-        .selectFrom('audit_log')
-        .select((eb) => eb.fn.min('at').as('at'))
-        .where('workspace_id', 'in', held)
-        .executeTakeFirst();
-      if (oldest?.at !== null && oldest?.at !== undefined) before = Math.min(before, Number(oldest.at));
-    }
+    const before = await this.auditCutoff(policies, now - this.config.defaults.audit * this.config.unitMs);
     const row = await this.store.db
       .selectFrom('audit_log')
       .select((eb) => [eb.fn.countAll<number>().as('count'), eb.fn.min('at').as('oldest')])

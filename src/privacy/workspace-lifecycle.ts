@@ -44,6 +44,8 @@ export type CloseMode = 'now' | 'passive';
 /** What closing needs; a ServerContext is one. */
 export interface LifecycleContext {
   store: Store;
+  /** The home region's store, when it is not `store`: the workspace's directory records are there. */
+  home?: Store;
   vault: Vault;
   audit: AuditLog;
   /** In a server: cancels this process's running runs of a closing workspace, and knows its files. */
@@ -266,7 +268,7 @@ export async function workspaceTables(store: Store): Promise<string[]> {
 }
 
 /** Delete a workspace's rows of one table in batches (never one long lock). */
-async function deleteRows(store: Store, table: string, workspaceId: string): Promise<number> {
+export async function deleteRows(store: Store, table: string, workspaceId: string): Promise<number> {
   let total = 0;
   for (;;) {
     const result =
@@ -316,6 +318,20 @@ export async function purgeWorkspace(
   if (Number(gone.numDeletedRows) > 0) {
     deleted.workspaces = Number(gone.numDeletedRows);
     byClass.config = (byClass.config ?? 0) + Number(gone.numDeletedRows);
+  }
+  // A workspace of another region than home: its directory entry and access records go too.
+  const home = context.home;
+  if (home && home !== store) {
+    for (const table of await workspaceTables(home)) {
+      if (KEPT_ON_PURGE.includes(table)) continue;
+      const count = await deleteRows(home, table, workspace.id);
+      if (count === 0) continue;
+      deleted[table] = (deleted[table] ?? 0) + count;
+      const dataClass = STORED_TABLES[table as keyof typeof STORED_TABLES]?.dataClass ?? 'unclassified';
+      byClass[dataClass] = (byClass[dataClass] ?? 0) + count;
+    }
+    const entry = await home.db.deleteFrom('workspaces').where('id', '=', workspace.id).executeTakeFirst();
+    deleted.workspaces = (deleted.workspaces ?? 0) + Number(entry.numDeletedRows);
   }
   const filesDir = context.filesDir ?? context.runner?.filesDir.bind(context.runner);
   let filesRemoved = false;

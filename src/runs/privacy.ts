@@ -11,6 +11,7 @@ import { LetheError, LetheErrors } from '../errors/index.js';
 import { resolveParams, type LoadedFlow } from '../flow/load.js';
 import type { Kysely } from 'kysely';
 import { mayStorePayloads } from '../privacy/settings.js';
+import { REDACTED, Redactor } from '../security/redact.js';
 import type { RunRow } from '../store/runs.js';
 import type { Database } from '../store/schema.js';
 import type { Workspace } from '../store/workspaces.js';
@@ -58,88 +59,8 @@ export async function runByIdempotencyKey(
   return rows[0];
 }
 
-export const REDACTED = '[redacted]';
-
-/** Shortest value worth redacting: shorter ones would blot out ordinary words and digits. */
-const MIN_REDACTED_LENGTH = 3;
-
-/**
- * Values that must not be stored or shown (secrets, credentials given at run time, a
- * confidential run's parameters), and the means to take them out of text and of sample rows.
- */
-export class Redactor {
-  private readonly values = new Set<string>();
-  private sorted: string[] | undefined;
-
-  add(value: unknown): void {
-    if (typeof value === 'number' || typeof value === 'bigint') value = String(value);
-    if (typeof value !== 'string' || value.length < MIN_REDACTED_LENGTH) return;
-    // A URL given as a secret hides its parts, too: the password and each parameter's value
-    // (a driver may say them on their own, and a query may read them back).
-    if (value.includes('://')) {
-      try {
-        const url = new URL(value);
-        this.add(decodeURIComponent(url.password));
-        for (const part of url.searchParams.values()) this.add(part);
-      } catch {
-        // not a URL after all
-      }
-    }
-    // The forms a value takes inside URLs and JSON text, too.
-    for (const form of [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)]) {
-      if (!this.values.has(form)) {
-        this.values.add(form);
-        this.sorted = undefined;
-      }
-    }
-  }
-
-  /** Every string value of a settings object (runtime connections: all of it is sensitive). */
-  addAll(values: Readonly<Record<string, unknown>> | undefined): void {
-    for (const value of Object.values(values ?? {})) this.add(value);
-  }
-
-  get size(): number {
-    return this.values.size;
-  }
-
-  text(text: string): string {
-    if (this.values.size === 0) return text;
-    this.sorted ??= [...this.values].sort((a, b) => b.length - a.length);
-    let result = text;
-    for (const value of this.sorted) {
-      if (result.includes(value)) result = result.split(value).join(REDACTED);
-    }
-    return result;
-  }
-
-  /** A value with every string in it redacted (nested values too); others as they are. */
-  value<T>(value: T): T {
-    if (this.values.size === 0) return value;
-    if (typeof value === 'string') return this.text(value) as T;
-    if (Array.isArray(value)) return value.map((item: unknown) => this.value(item)) as T;
-    if (value !== null && typeof value === 'object') {
-      const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-      for (const [key, item] of Object.entries(value)) copy[key] = this.value(item);
-      return copy as T;
-    }
-    return value;
-  }
-
-  /** An error with its message (and each of several errors' messages) redacted. */
-  error<E extends LetheError | LetheErrors>(error: E): E {
-    if (this.values.size === 0) return error;
-    if (error instanceof LetheErrors) return new LetheErrors(error.errors.map((e) => this.error(e))) as E;
-    // The cause (a driver's error, say) may quote anything: it does not come along.
-    const { expression, hint, cause: _cause, ...details } = error.details;
-    const copy = new LetheError(error.code, this.text(error.message), {
-      ...details,
-      ...(expression === undefined ? {} : { expression: this.text(expression) }),
-      ...(hint === undefined ? {} : { hint: this.text(hint) }),
-    });
-    return copy as E;
-  }
-}
+// The redactor lives with the vault's other safeguards (src/security/redact.ts); runs import it from here.
+export { REDACTED, Redactor };
 
 /**
  * resolveParams, whose errors do not repeat the values given when the run keeps no payloads

@@ -9,6 +9,8 @@
  * - On start, runs left `running` by a crash are re-queued, or dead-lettered when their
  *   attempts are spent. On stop, intake ends, running runs get a grace period to finish, and
  *   the rest are cancelled and put back in the queue without counting the attempt.
+ * - Values that came from secrets (decrypted connection secrets, credentials given at run
+ *   time) are redacted from all a run hands on: stored details, errors, a webhook's answer.
  * - Runs that keep no payloads (confidential flows, workspaces that deny log access) hold their
  *   input in memory only, and store no sample rows and no error message: their record is ids,
  *   status, times, counts and the error's class. Their input is forgotten when the run ends,
@@ -24,6 +26,7 @@ import { egressForWorkspace } from '../egress/workspace.js';
 import { LetheError, formatError, toLetheError, type ErrorCode } from '../errors/index.js';
 import { resolveParams } from '../flow/load.js';
 import { mayStorePayloads } from '../privacy/settings.js';
+import { MIN_REDACTED_LENGTH } from '../security/redact.js';
 import type { Vault } from '../security/vault.js';
 import { newId } from '../store/ids.js';
 import type { Store } from '../store/index.js';
@@ -83,6 +86,20 @@ interface Direct {
   gateway?: GatewayLogRow;
   /** Set when the run was written before its end (its caller stopped waiting). */
   persisted?: Promise<void>;
+}
+
+/** How a run ended, as settle() found it, for record() to write. */
+interface Ending {
+  result: RunResult | undefined;
+  error: LetheError | undefined;
+  durationMs: number;
+  direct: Direct;
+  keepsPayloads: boolean;
+  redactor: Redactor;
+  /** Never written yet: the record is inserted whole. */
+  isDirect: boolean;
+  now: number;
+  reason: StopReason | undefined;
 }
 
 export function parseDuration(text: string | undefined, fallbackMs: number): number {
@@ -445,6 +462,13 @@ export class Runner {
       // The engine is done: the next run may start while this one's record commits.
       release();
     }
+    if (redactor.tooShort > 0) {
+      // A count only: such values are left as they are wherever they appear.
+      this.options.logger.warn(
+        { runId: run.id, values: redactor.tooShort },
+        `secret values too short to redact (under ${MIN_REDACTED_LENGTH} characters)`,
+      );
+    }
     return this.settle(run, result, error, performance.now() - started, direct, keepsPayloads, redactor);
   }
 
@@ -471,6 +495,31 @@ export class Runner {
     if (direct.persisted) await direct.persisted.catch(() => undefined);
     // A direct run not yet written is written whole now; once written, it is updated like any run.
     const isDirect = direct.input !== undefined && direct.persisted === undefined;
+    const ending: Ending = {
+      result,
+      error,
+      durationMs,
+      direct,
+      keepsPayloads,
+      redactor,
+      isDirect,
+      now,
+      reason,
+    };
+    if (!isDirect) return this.record(run, ending);
+    // From here this write is the run's record: a caller that stops waiting now (persistDirect)
+    // waits for it instead of inserting the run a second time.
+    let written!: () => void;
+    direct.persisted = new Promise<void>((resolve) => (written = resolve));
+    try {
+      return await this.record(run, ending);
+    } finally {
+      written();
+    }
+  }
+
+  private async record(run: RunRow, ending: Ending): Promise<RunCompletion> {
+    const { result, error, durationMs, direct, keepsPayloads, redactor, isDirect, now, reason } = ending;
     if (result?.status === 'cancelled' && reason === 'shutdown') {
       await this.store.commits.submit(async (trx) => {
         if (isDirect) {
@@ -495,7 +544,7 @@ export class Runner {
       const at = now + backoffMs(flowRetry, run.attempt);
       await this.store.commits.submit((trx) => this.store.runs.requeue(trx, run.id, at));
       await this.loadDue();
-      return { runId: run.id, status: 'requeued', response: undefined, error };
+      return { runId: run.id, status: 'requeued', response: undefined, error: redactor.error(error) };
     }
     const status: RunOutcome['status'] = !error ? 'succeeded' : cancelled ? 'failed' : 'incomplete';
     const steps = result?.steps ?? [];
@@ -510,9 +559,7 @@ export class Runner {
       // Runs that keep no payloads store no details at all: no samples, no error message.
       details: keepsPayloads
         ? {
-            steps: steps.map((step) =>
-              step.sample ? { ...step, sample: redactor.value(step.sample) } : step,
-            ),
+            steps: steps.map((step) => redactor.value(step)),
             errorMessage: error ? redactor.text(formatError(error)) : null,
           }
         : undefined,
@@ -540,7 +587,13 @@ export class Runner {
     // The run has ended: what it held in memory goes (a DLQ retry cannot replay it).
     this.dropInput(run.id);
     this.options.onFinished?.(run, status, result);
-    return this.complete({ runId: run.id, status, response: result?.response, error });
+    // What a waiter gets (a webhook's answer) is as clean as what was stored.
+    return this.complete({
+      runId: run.id,
+      status,
+      response: result?.response && redactor.table(result.response),
+      error: error && redactor.error(error),
+    });
   }
 
   /** A workspace's settings changed: the next run reads them afresh (not after the cache's lag). */

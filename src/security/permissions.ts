@@ -24,6 +24,10 @@ export const PERMISSIONS = {
   'notification.read': 'viewer',
   'gateway.read': 'viewer',
   'token.manage': 'admin',
+  // Members and invites; who may grant which role is checked again per request (only an owner
+  // grants or changes owner).
+  'member.read': 'admin',
+  'member.write': 'admin',
   // Privacy settings (retention overrides, legal hold, log access) and the retention status.
   'settings.read': 'viewer',
   'settings.write': 'admin',

@@ -7,7 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { LetheError } from '../errors/index.js';
 import { newId } from '../store/ids.js';
 import type { TokenRepository } from '../store/records.js';
-import { isRole, type Role } from './permissions.js';
+import { isRole } from './permissions.js';
+import type { TokenPrincipal } from './principals.js';
 
 export const TOKEN_PREFIX = 'lethe_';
 
@@ -15,12 +16,7 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** Who is calling, once a token checks out. */
-export interface Principal {
-  tokenId: string;
-  workspaceId: string;
-  role: Role;
-}
+export type { Principal, TokenPrincipal } from './principals.js';
 
 export interface CreatedToken {
   id: string;
@@ -55,7 +51,7 @@ export async function verifyToken(
   tokens: TokenRepository,
   token: string,
   now: number,
-): Promise<Principal | undefined> {
+): Promise<TokenPrincipal | undefined> {
   if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return undefined;
   const row = await tokens.byHash(hashToken(token));
   if (
@@ -66,5 +62,5 @@ export async function verifyToken(
   ) {
     return undefined;
   }
-  return { tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
+  return { kind: 'token', tokenId: row.id, workspaceId: row.workspace_id, role: row.role };
 }

@@ -4,10 +4,19 @@
  * document). Route schemas are TypeBox; requests are checked with TypeBox's interpreter and
  * replies are plain JSON.stringify, so no code is ever generated at run time (no Ajv, no
  * fast-json-stringify). Logs carry request ids, methods, routes and statuses — never bodies,
- * query strings, headers or client addresses.
+ * query strings, headers, cookies or client addresses. Security headers, HSTS over TLS, CSP and
+ * rate limits come from ./web.ts; the console's sign-in routes (/api/v1/auth) and pages from
+ * plugins/account.ts and plugins/console.ts.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyHttpsOptions,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify';
+import type { Server as HttpsServer } from 'node:https';
 import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { schemaProblems } from '../document/schema-problems.js';
@@ -15,22 +24,33 @@ import { formatPath } from '../document/source.js';
 import { authenticate } from './auth.js';
 import type { ServerContext } from './context.js';
 import { errorResponse } from './http-errors.js';
-import { apiPlugin } from './plugins/api.js';
+import { accountPlugin } from './plugins/account.js';
+import { apiPlugin, recordRoutes } from './plugins/api.js';
+import { consolePlugin } from './plugins/console.js';
 import { healthPlugin } from './plugins/health.js';
 import { hooksPlugin } from './plugins/hooks.js';
+import { httpsOptions, limitRequests, registerWebSecurity, RetryLater } from './web.js';
 
 export const API_PREFIX = '/api/v1';
 
 export async function buildApp(context: ServerContext): Promise<FastifyInstance> {
-  const app = Fastify({
+  const https = httpsOptions(context.config.web);
+  const options: FastifyServerOptions = {
     loggerInstance: context.logger.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: context.config.bodyLimit,
-    trustProxy: false,
+    // X-Forwarded-* is believed only from proxies the deployment declared (--trust-proxy).
+    trustProxy: context.config.web.trustProxy,
     // Closing is answered below, with `Connection: close`, so keep-alive clients let go.
     return503OnClosing: false,
     routerOptions: { maxParamLength: 500 },
-  });
+  };
+  // With --tls-cert/--tls-key the server speaks HTTPS (same API, so the type is the plain one).
+  const app = (https
+    ? Fastify({ ...options, https } as FastifyHttpsOptions<HttpsServer>)
+    : Fastify(options)) as unknown as FastifyInstance;
+  // Every route, with the action its guard checks, for the route × role matrix test.
+  recordRoutes(app, context);
 
   app.setValidatorCompiler(({ schema, httpPart }) => {
     return (data: unknown) => {
@@ -81,6 +101,8 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
   });
 
   app.setErrorHandler(async (error, request, reply) => {
+    if (error instanceof RetryLater)
+      reply.header('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
     const { status, body } = errorResponse(error);
     if (status >= 500 && status !== 503) request.log.error({ code: body.error.code }, 'request failed');
     return reply.code(status).send(body);
@@ -100,20 +122,44 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
         description: 'Flows, runs, the dead-letter queue, connections and webhooks of a Lethe server.',
       },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'lethe token create' } },
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'lethe token create' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: '__Host-lethe_session',
+            description:
+              'The console session (POST /api/v1/auth/login); requests that change something also send x-csrf-token',
+          },
+        },
       },
-      security: [{ bearer: [] }],
+      security: [{ bearer: [] }, { session: [] }],
     },
   });
 
+  await registerWebSecurity(app);
   await app.register(healthPlugin, context);
   await app.register(hooksPlugin, context);
   await app.register(
     async (api) => {
+      const limit = limitRequests(api, context.config.web.rateLimit.api);
+      if (limit) api.addHook('onRequest', limit);
       await api.register(apiPlugin, context);
     },
     { prefix: API_PREFIX },
   );
+  // Signing in and out, outside the workspace API (its routes are not workspace-guarded).
+  await app.register(
+    async (auth) => {
+      await auth.register(accountPlugin, context);
+    },
+    { prefix: `${API_PREFIX}/auth` },
+  );
+  await app.register(async (pages) => {
+    const limit = limitRequests(pages, context.config.web.rateLimit.api);
+    if (limit) pages.addHook('onRequest', limit);
+    await pages.register(consolePlugin, context);
+  });
 
   app.get(
     `${API_PREFIX}/openapi.json`,

@@ -6,6 +6,9 @@
 import { resolve } from 'node:path';
 import { LetheError } from '../errors/index.js';
 import { retentionConfigFromEnv, type RetentionConfig } from '../privacy/retention-policy.js';
+import { regionsFromEnvironment, type RegionsConfig } from '../regions/config.js';
+import { peopleConfigFromEnv, type PeopleConfig } from '../security/people-config.js';
+import { webConfigFromEnv, type WebConfig } from './web-config.js';
 
 export interface ServerConfig {
   port: number;
@@ -27,6 +30,12 @@ export interface ServerConfig {
   sqliteSynchronous: 'full' | 'normal';
   /** Retention periods, their bounds, and how the purger runs (LETHE_RETENTION_*, LETHE_PURGE_*). */
   retention: RetentionConfig;
+  /** The home region's name and the other regions' stores (LETHE_HOME_REGION, LETHE_REGIONS). */
+  regions: RegionsConfig;
+  /** Password hashing, session timeouts, sign-in back-off (LETHE_PASSWORD_HASH, LETHE_SESSION_*, LETHE_LOGIN_*). */
+  people: PeopleConfig;
+  /** Public URL, TLS, trusted proxies, rate limits (LETHE_PUBLIC_URL, LETHE_TLS_*, LETHE_TRUST_PROXY, LETHE_RATE_LIMIT*). */
+  web: WebConfig;
 }
 
 export interface ConfigFlags {
@@ -34,6 +43,9 @@ export interface ConfigFlags {
   host?: string;
   dataDir?: string;
   concurrency?: string | number;
+  tlsCert?: string;
+  tlsKey?: string;
+  trustProxy?: boolean | string;
 }
 
 function integer(
@@ -78,5 +90,11 @@ export function loadConfig(
     logLevel: env.LETHE_LOG_LEVEL ?? 'info',
     sqliteSynchronous: synchronous,
     retention: retentionConfigFromEnv(env),
+    regions: regionsFromEnvironment(env),
+    people: peopleConfigFromEnv(env),
+    web: webConfigFromEnv(
+      { tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, trustProxy: flags.trustProxy },
+      env,
+    ),
   };
 }

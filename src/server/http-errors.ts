@@ -27,6 +27,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   EXPRESSION_SYNTAX: 400,
   CONFLICT: 409,
   CANCELLED: 503,
+  UNAVAILABLE: 503,
 };
 
 /** Fastify's own request errors, said the way the rest of the API says things. */

@@ -5,7 +5,18 @@
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  SqliteDriver,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+  type Migration,
+  type SqliteDialectConfig,
+} from 'kysely';
 import { LetheError } from '../errors/index.js';
 import { switchToWal } from '../sqlite/index.js';
 import { MIGRATIONS } from './migrations.js';
@@ -49,6 +60,27 @@ export function redactUrl(url: string): string {
 /** How long a SQLite write waits for another connection's write lock. */
 const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 
+/**
+ * Transactions take the write lock when they begin (`begin immediate`). A deferred transaction
+ * that reads and then writes fails at once with SQLITE_BUSY — no busy wait — when another
+ * process (`lethe keys rotate`, `lethe purge`…) wrote to the file after the read began.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly settings: SqliteDialectConfig) {
+    super(settings);
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.settings);
+  }
+}
+
 async function openSqlite(options: OpenOptions): Promise<StoreDatabase> {
   const { default: Sqlite } = await import('better-sqlite3');
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
@@ -79,7 +111,7 @@ async function openSqlite(options: OpenOptions): Promise<StoreDatabase> {
       return statement;
     },
   };
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) });
   return { db, dialect: 'sqlite', location: file, close: () => db.destroy() };
 }
 

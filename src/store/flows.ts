@@ -189,29 +189,57 @@ export class FlowRepository {
     });
   }
 
+  /**
+   * Delete a flow and every record derived from it that may hold its data (SPEC 2): versions,
+   * trigger state and seen poll rows, webhook event ids, the gateway log (bodies), notifications,
+   * and the inputs (DLQ) and execution details of its ended runs; its dead-lettered runs are
+   * discarded (nothing could retry them). The run summaries stay in the activity stream (ids and
+   * counts only) until retention ages them out; a queued or running run is left to end.
+   */
   async delete(workspaceId: string, name: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom('flow_versions')
-        .where('workspace_id', '=', workspaceId)
-        .where('flow_name', '=', name)
-        .execute();
-      await trx
-        .deleteFrom('trigger_state')
-        .where('workspace_id', '=', workspaceId)
-        .where('flow_name', '=', name)
-        .execute();
-      await trx
-        .deleteFrom('poll_seen')
-        .where('workspace_id', '=', workspaceId)
-        .where('flow_name', '=', name)
-        .execute();
       const result = await trx
         .deleteFrom('flows')
         .where('workspace_id', '=', workspaceId)
         .where('name', '=', name)
         .executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+      if (Number(result.numDeletedRows) === 0) return false;
+      const named = [
+        'flow_versions',
+        'trigger_state',
+        'poll_seen',
+        'webhook_events_seen',
+        'gateway_log',
+        'notifications',
+      ] as const;
+      for (const table of named) {
+        await trx
+          .deleteFrom(table)
+          .where('workspace_id', '=', workspaceId)
+          .where('flow_name', '=', name)
+          .execute();
+      }
+      const ended = trx
+        .selectFrom('runs')
+        .select('id')
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .where('status', 'in', ['succeeded', 'failed', 'incomplete']);
+      for (const table of ['run_inputs', 'run_details'] as const) {
+        await trx
+          .deleteFrom(table)
+          .where('workspace_id', '=', workspaceId)
+          .where('run_id', 'in', ended)
+          .execute();
+      }
+      await trx
+        .updateTable('runs')
+        .set({ status: 'failed', error_code: 'DISCARDED' })
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .where('status', '=', 'incomplete')
+        .execute();
+      return true;
     });
   }
 }

@@ -7,6 +7,7 @@ import { StoreCounterStore } from './counters.js';
 import { openDatabase, type DialectName, type OpenOptions } from './database.js';
 import { FlowRepository } from './flows.js';
 import { GroupCommit } from './group-commit.js';
+import { MembershipRepository, SessionRepository, UserRepository, UserTokenRepository } from './people.js';
 import {
   ConnectionRepository,
   GatewayLogRepository,
@@ -32,6 +33,11 @@ export class Store {
   readonly triggerState: TriggerStateRepository;
   readonly counters: StoreCounterStore;
   readonly commits: GroupCommit;
+  /** People (home region): users, memberships, console sessions, invite and reset tokens. */
+  readonly users: UserRepository;
+  readonly memberships: MembershipRepository;
+  readonly sessions: SessionRepository;
+  readonly userTokens: UserTokenRepository;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -51,6 +57,10 @@ export class Store {
     this.triggerState = new TriggerStateRepository(db);
     this.counters = new StoreCounterStore(db);
     this.commits = new GroupCommit(db);
+    this.users = new UserRepository(db);
+    this.memberships = new MembershipRepository(db);
+    this.sessions = new SessionRepository(db);
+    this.userTokens = new UserTokenRepository(db);
   }
 
   /** Open (and migrate) the store: PostgreSQL when `url` is given, otherwise SQLite in `dataDir`. */

@@ -3,7 +3,7 @@
  * vault), API tokens (hashes only), workspace data keys (wrapped), the gateway log,
  * notifications, and trigger state (schedule ticks, poll cursors and seen-row hashes).
  */
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { decodeCursor, toPage, type Page } from './ids.js';
 import type { Statements } from './statements.js';
 import type {
@@ -152,6 +152,62 @@ export class WorkspaceKeyRepository {
       .returning('version')
       .executeTakeFirst();
     return inserted !== undefined;
+  }
+
+  /**
+   * Key rotation: store a key version wrapped again, only if the row is still as `row` says
+   * (compare-and-set on the wrapping and its master key id). False when it changed meanwhile.
+   */
+  async replaceWrapping(
+    row: Pick<WorkspaceKeyRow, 'workspace_id' | 'version' | 'wrapped_key' | 'master_key_id'>,
+    next: Pick<WorkspaceKeyRow, 'wrapped_key' | 'master_key_id'>,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('workspace_keys')
+      .set(next)
+      .where('workspace_id', '=', row.workspace_id)
+      .where('version', '=', row.version)
+      // Compare-and-set: a row someone re-wrapped (or shredded) since it was read is left alone.
+      .where('wrapped_key', '=', row.wrapped_key)
+      .where('master_key_id', '=', row.master_key_id)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Key rotation: up to `limit` rows not wrapped under `masterKeyId`, after `after`, in key order. */
+  async notUnder(
+    masterKeyId: string,
+    after: { workspace_id: string; version: number } | undefined,
+    limit: number,
+  ): Promise<WorkspaceKeyRow[]> {
+    let query = this.db.selectFrom('workspace_keys').selectAll().where('master_key_id', '!=', masterKeyId);
+    if (after) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('workspace_id', '>', after.workspace_id),
+          eb.and([eb('workspace_id', '=', after.workspace_id), eb('version', '>', after.version)]),
+        ]),
+      );
+    }
+    return query.orderBy('workspace_id').orderBy('version').limit(limit).execute();
+  }
+
+  /** Key rotation status: how many key rows each workspace has under each master key, and of which form. */
+  async countByMasterKey(): Promise<
+    { workspace_id: string; master_key_id: string; legacy: boolean; count: number }[]
+  > {
+    const prefix = sql<string>`substr(wrapped_key, 1, 3)`;
+    const rows = await this.db
+      .selectFrom('workspace_keys')
+      .select(['workspace_id', 'master_key_id', prefix.as('prefix'), (eb) => eb.fn.countAll().as('count')])
+      .groupBy(['workspace_id', 'master_key_id', prefix])
+      .execute();
+    return rows.map((row) => ({
+      workspace_id: row.workspace_id,
+      master_key_id: row.master_key_id,
+      legacy: row.prefix !== 'k2.',
+      count: Number(row.count),
+    }));
   }
 }
 

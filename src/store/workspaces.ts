@@ -23,8 +23,11 @@ export class WorkspaceRepository {
     return this.db.selectFrom('workspaces').selectAll().orderBy('name').execute();
   }
 
-  /** The workspace of that name, made if it does not exist yet. */
-  async ensure(name: string): Promise<Workspace> {
+  /**
+   * The workspace of that name, made (in `region`) if it does not exist yet. Creating one in a
+   * region other than home goes through the deployment (src/regions), which keeps the directory.
+   */
+  async ensure(name: string, region = 'default'): Promise<Workspace> {
     if (!WORKSPACE_NAME_PATTERN.test(name)) {
       throw new LetheError('USAGE', `invalid workspace name "${name}": use a-z, 0-9, "_" and "-"`);
     }
@@ -35,7 +38,7 @@ export class WorkspaceRepository {
       name,
       created_at: Date.now(),
       settings: '{}',
-      region: 'default',
+      region,
       status: 'active',
       closed_at: null,
       purge_after: null,
@@ -46,6 +49,11 @@ export class WorkspaceRepository {
       .onConflict((conflict) => conflict.column('name').doNothing())
       .execute();
     return (await this.byName(name))!;
+  }
+
+  /** Insert a workspace row as it is (a directory entry, or a moved workspace's row). */
+  async insert(workspace: Workspace): Promise<void> {
+    await this.db.insertInto('workspaces').values(workspace).execute();
   }
 }
 

@@ -27,6 +27,8 @@ export interface CliOptions {
   /** Added to the environment (undefined removes a variable). */
   env?: Record<string, string | undefined>;
   timeoutMs?: number;
+  /** Written to standard input, which is then closed (empty by default). */
+  input?: string;
 }
 
 /** Run `lethe …args` to completion (killed after the timeout). */
@@ -38,7 +40,7 @@ export function lethe(args: readonly string[], options: CliOptions = {}): Promis
     const child = spawn(process.execPath, [bin, ...args], {
       cwd: options.cwd ?? root,
       env: env as NodeJS.ProcessEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       timeout: options.timeoutMs ?? 30_000,
       killSignal: 'SIGKILL',
     });
@@ -48,6 +50,7 @@ export function lethe(args: readonly string[], options: CliOptions = {}): Promis
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
   });
 }
 

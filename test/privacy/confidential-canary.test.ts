@@ -31,7 +31,7 @@ import {
 
 const WS = '/api/v1/workspaces/default';
 /** About 0.2 s per row (it depends on the row, so it is evaluated for each). */
-const SLOW = `"$count($filter([1..30000], function($x){ $x % 7 = $length($string(v)) % 7 }))"`;
+const SLOW = `"$count($filter([1..1500], function($x){ $x % 7 = $length($string(v)) % 7 }))"`;
 
 function webhookFlow(
   name: string,
@@ -260,7 +260,11 @@ async function scenario(kind: 'sqlite' | 'postgres'): Promise<void> {
       error: { code: 'TYPE_CONVERSION' },
     });
     // One that outlasts its timeout is written while it runs (without its input).
-    const slow = await hook('conf-slow', [{ v: c.confSlow }, { v: 2 }]);
+    // Many rows of small work: it outlasts 50 ms while no row nears the 1 s expression limit.
+    const slow = await hook('conf-slow', [
+      { v: c.confSlow },
+      ...Array.from({ length: 30 }, (_, i) => ({ v: i })),
+    ]);
     answers.push(slow.text);
     expect(slow.status, slow.text).toBe(202);
     runs['conf-slow'] = (JSON.parse(slow.text) as { runId: string }).runId;

@@ -35,8 +35,14 @@ function body(): string {
 }
 const BODY_BYTES = body().length;
 
-/** Load and retention, in ms. */
+/**
+ * Load and retention. The load is paced, not as fast as the machine goes: a steady rate well
+ * under what a busy CI machine takes, so that what is measured is retention, not whether the
+ * purger gets CPU time next to a saturating load (a slow machine would otherwise fall behind and
+ * look like growth).
+ */
 const LOAD_MS = 10_000;
+const RATE_PER_S = 40;
 const RETENTION_S = 1;
 const SAMPLE_MS = 200;
 const CONNECTIONS = 4;
@@ -95,8 +101,14 @@ await describeStores('retention gives space back', (kind) => {
           acceptedAt.filter((at) => at >= fraction * LOAD_MS).length;
         const started = Date.now();
         const deadline = started + LOAD_MS;
-        const client = async () => {
-          while (Date.now() < deadline) {
+        const client = async (index: number) => {
+          // Each client sends on its own slots, 1/RATE_PER_S apart across the clients.
+          const every = (CONNECTIONS * 1000) / RATE_PER_S;
+          for (let slot = 0; ; slot++) {
+            const at = started + (index * every) / CONNECTIONS + slot * every;
+            if (at >= deadline) break;
+            const wait = at - Date.now();
+            if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
             const response = await fetch(`${t.url}/hooks/default/intake`, {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
@@ -116,7 +128,7 @@ await describeStores('retention gives space back', (kind) => {
             await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
           }
         })();
-        await Promise.all([...Array.from({ length: CONNECTIONS }, client), sampler]);
+        await Promise.all([...Array.from({ length: CONNECTIONS }, (_, i) => client(i)), sampler]);
         const loadEnded = Date.now();
 
         const window = (from: number, to: number) =>
@@ -138,10 +150,12 @@ await describeStores('retention gives space back', (kind) => {
           endMB: +(end / 1048576).toFixed(2),
           peakMB: +(peak / 1048576).toFixed(2),
         };
+        // Printed before the assertions, so a failure shows its figures.
+        console.log(JSON.stringify(summary));
         // The load was real, and the store flattened: the second half of the load added less
         // than half of what it wrote (without retention, the store grows by at least the
         // bodies, which the gateway log keeps).
-        expect(accepted).toBeGreaterThan(200);
+        expect(accepted).toBeGreaterThan(0.75 * RATE_PER_S * (LOAD_MS / 1000));
         expect(end - middle).toBeLessThan(0.5 * writtenSecondHalf);
 
         // After the load: everything expires, is purged, and the space comes back. SQLite: the
@@ -175,7 +189,7 @@ await describeStores('retention gives space back', (kind) => {
         // One line of figures per store, for the record.
         console.log(
           JSON.stringify({
-            ...summary,
+            kind,
             peakHeapMB: +(peakHeap / 1048576).toFixed(2),
             afterMB: +((after.bytes + after.walBytes) / 1048576).toFixed(2),
             afterHeapKB: after.heapBytes === undefined ? null : Math.round(after.heapBytes / 1024),

@@ -20,11 +20,13 @@ await describeStores('API tokens', (kind) => {
     expect(editor.token).toMatch(/^lethe_[A-Za-z0-9_-]{43}$/);
     expect(editor.token).not.toBe(viewer.token);
     expect(await verifyToken(ctx.store.tokens, editor.token, NOW)).toEqual({
+      kind: 'token',
       tokenId: editor.id,
       workspaceId: ws,
       role: 'editor',
     });
     expect(await verifyToken(ctx.store.tokens, viewer.token, NOW)).toEqual({
+      kind: 'token',
       tokenId: viewer.id,
       workspaceId: other,
       role: 'viewer',

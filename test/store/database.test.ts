@@ -58,6 +58,26 @@ describe('opening the store', () => {
     }
   });
 
+  it('SQLite transactions take the write lock when they begin, so another process cannot slip a write in', async () => {
+    const { store, place } = await freshStore('sqlite');
+    const { default: Sqlite } = await import('better-sqlite3');
+    // Another process on the same file, which will not wait for the lock.
+    const other = new Sqlite(join(place.dataDir, 'lethe.db'), { timeout: 0 });
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        // A deferred transaction would hold no lock until its first write: a read, then another
+        // process's commit, then our write would fail at once with SQLITE_BUSY.
+        await trx.selectFrom('workspaces').select('id').execute();
+        expect(() => other.exec('begin immediate')).toThrow(/locked|busy/i);
+      });
+      other.exec('begin immediate');
+      other.exec('rollback');
+    } finally {
+      other.close();
+      await place.cleanup();
+    }
+  });
+
   it('SQLite lives in the data dir, in WAL mode', async () => {
     const { store, place } = await freshStore('sqlite');
     try {

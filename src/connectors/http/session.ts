@@ -24,7 +24,7 @@ import { checkSettings } from '../sql/settings.js';
 import { redactValues } from '../sql/values.js';
 import { readHttp } from './read.js';
 import type { HttpReadRequest, HttpSessionApi, HttpWriteRequest, QueryValue } from './request.js';
-import { httpSettingsSchema, resolveHttpEndpoint, type HttpEndpoint } from './settings.js';
+import { authHeaderOf, httpSettingsSchema, resolveHttpEndpoint, type HttpEndpoint } from './settings.js';
 import { writeHttp } from './write.js';
 
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
@@ -161,12 +161,7 @@ class HttpSession implements HttpSessionApi {
   private headers(extra: Record<string, string> = {}, hasBody: boolean): Record<string, string> {
     const headers: Record<string, string> = { accept: 'application/json', ...this.endpoint.headers };
     const auth = this.endpoint.auth;
-    const authHeader =
-      auth.type === 'basic' || auth.type === 'bearer'
-        ? 'authorization'
-        : auth.type === 'apiKey' && auth.in === 'header'
-          ? auth.name.toLowerCase()
-          : undefined;
+    const authHeader = authHeaderOf(auth);
     for (const [name, value] of Object.entries(extra)) {
       if (name.toLowerCase() === authHeader) {
         throw new LetheError(

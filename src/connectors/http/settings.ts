@@ -190,6 +190,12 @@ function parseBaseUrl(text: string, label: string): URL {
   return url;
 }
 
+/** The header (lower case) the auth sets, which no other setting may set too. */
+export function authHeaderOf(auth: Auth): string | undefined {
+  if (auth.type === 'basic' || auth.type === 'bearer') return 'authorization';
+  return auth.type === 'apiKey' && auth.in === 'header' ? auth.name.toLowerCase() : undefined;
+}
+
 function authOf(settings: HttpSettings, label: string): Auth {
   const type = settings.auth ?? 'none';
   const unused = (names: (keyof HttpSettings)[]) =>
@@ -318,12 +324,7 @@ export async function resolveHttpEndpoint(
   const baseUrl = parseBaseUrl(settings.baseUrl, label);
   const auth = authOf(settings, label);
   const headers = { ...settings.headers };
-  const authHeader =
-    auth.type === 'basic' || auth.type === 'bearer'
-      ? 'authorization'
-      : auth.type === 'apiKey' && auth.in === 'header'
-        ? auth.name.toLowerCase()
-        : undefined;
+  const authHeader = authHeaderOf(auth);
   if (authHeader !== undefined && Object.keys(headers).some((name) => name.toLowerCase() === authHeader)) {
     throw problem(
       label,

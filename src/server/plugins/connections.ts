@@ -4,7 +4,8 @@
  * settings schema; the connector's secret settings go in `secrets` only. Each secret is
  * encrypted by the vault (bound to workspace, connection and field) before it is stored, and
  * no read ever returns one: reads give the names of the secret fields that are set. File paths
- * in settings must stay inside the workspace's files folder.
+ * in settings must stay inside the workspace's files folder. Changes and reads of one
+ * connection are audited (./audit-events.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -16,9 +17,10 @@ import { LetheError, LetheErrors } from '../../errors/index.js';
 import { didYouMean } from '../../errors/suggest.js';
 import { pageLimit } from '../../store/ids.js';
 import type { ConnectionRow } from '../../store/records.js';
-import { actorOf, guard, workspaceOf } from '../auth.js';
+import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
+import { auditRoute, nameRef } from './audit-events.js';
 import { BODY_ERRORS, CONFLICT_ERRORS, GUARDED_ERRORS, isoTime, PageOf, PageQuery, Time } from './schemas.js';
 
 /** Letters, digits, `_`, `.` and `-`; never `/`, which separates the parts a secret is bound to. */
@@ -174,7 +176,7 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
       const workspace = workspaceOf(request);
       const connector = connectorOf(body.type);
       const settings = body.settings ?? {};
-      const existing = await context.store.connections.get(workspace.id, name);
+      const existing = await scopeOf(request).store.connections.get(workspace.id, name);
 
       // Secrets: the ones given, or the stored ones when none are given and the type is the same.
       const keep = body.secrets === undefined && existing?.type === connector.type;
@@ -183,7 +185,7 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
       if (keep) {
         for (const [field, ciphertext] of Object.entries(sealed)) {
           try {
-            secrets[field] = await context.vault.decrypt(workspace.id, name, field, ciphertext);
+            secrets[field] = await scopeOf(request).vault.decrypt(workspace.id, name, field, ciphertext);
           } catch {
             throw new HttpError(
               409,
@@ -199,12 +201,12 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
         settings,
         secrets,
         Object.keys(body.secrets ?? {}),
-        context.runner.filesDir(workspace.name),
+        scopeOf(request).runner.filesDir(workspace.name),
       );
       if (problems.length > 0) throw new LetheErrors(problems);
       if (!keep) {
         for (const [field, value] of Object.entries(secrets)) {
-          sealed[field] = await context.vault.encrypt(workspace.id, name, field, value);
+          sealed[field] = await scopeOf(request).vault.encrypt(workspace.id, name, field, value);
         }
       }
 
@@ -219,7 +221,11 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
         updated_at: now,
         updated_by: actorOf(request),
       };
-      const { created } = await context.store.connections.put(row);
+      const { created } = await scopeOf(request).store.connections.put(row);
+      await auditRoute(request, created ? 'connection.created' : 'connection.changed', {
+        connection: nameRef(workspace.id, 'connection', name),
+        secretsReplaced: !keep,
+      });
       return reply.code(created ? 201 : 200).send({ connection: view(row) });
     },
   );
@@ -238,7 +244,11 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
     },
     async (request) => {
       const { limit, cursor } = request.query as { limit?: number; cursor?: string };
-      const page = await context.store.connections.list(workspaceOf(request).id, pageLimit(limit), cursor);
+      const page = await scopeOf(request).store.connections.list(
+        workspaceOf(request).id,
+        pageLimit(limit),
+        cursor,
+      );
       return { items: page.items.map(view), next: page.next };
     },
   );
@@ -256,8 +266,11 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
     },
     async (request) => {
       const { name } = request.params as { name: string };
-      const row = await context.store.connections.get(workspaceOf(request).id, name);
+      const row = await scopeOf(request).store.connections.get(workspaceOf(request).id, name);
       if (!row) throw notFound(`connection "${name}"`);
+      await auditRoute(request, 'connection.read', {
+        connection: nameRef(row.workspace_id, 'connection', name),
+      });
       return { connection: view(row) };
     },
   );
@@ -275,9 +288,13 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
     },
     async (request, reply) => {
       const { name } = request.params as { name: string };
-      if (!(await context.store.connections.delete(workspaceOf(request).id, name))) {
+      const workspaceId = workspaceOf(request).id;
+      if (!(await scopeOf(request).store.connections.delete(workspaceId, name))) {
         throw notFound(`connection "${name}"`);
       }
+      await auditRoute(request, 'connection.deleted', {
+        connection: nameRef(workspaceId, 'connection', name),
+      });
       return reply.code(204).send();
     },
   );

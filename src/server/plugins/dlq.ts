@@ -7,10 +7,10 @@
  * need no input (scheduled runs); nor can runs that were given credentials at run time, which
  * were forgotten when the run ended.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { pageLimit } from '../../store/ids.js';
-import { guard, workspaceOf } from '../auth.js';
+import { guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import type { RunInputWithCredentials } from '../../runs/credentials.js';
@@ -31,9 +31,9 @@ const DlqItem = Type.Object({
 });
 
 export async function dlqPlugin(app: FastifyInstance, context: ServerContext): Promise<void> {
-  /** The run, if it is in this workspace's dead-letter queue; a 404 or 409 otherwise. */
-  async function incomplete(workspaceId: string, id: string) {
-    const run = await context.store.runs.inWorkspace(workspaceId, id);
+  /** The run, if it is in the workspace's dead-letter queue; a 404 or 409 otherwise. */
+  async function incomplete(request: FastifyRequest, id: string) {
+    const run = await scopeOf(request).store.runs.inWorkspace(workspaceOf(request).id, id);
     if (!run) throw notFound(`run "${id}"`);
     if (run.status !== 'incomplete') {
       throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" is ${run.status}, not in the dead-letter queue`);
@@ -58,7 +58,7 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
     },
     async (request) => {
       const { limit, cursor, flow } = request.query as { limit?: number; cursor?: string; flow?: string };
-      const page = await context.store.runs.list(
+      const page = await scopeOf(request).store.runs.list(
         workspaceOf(request).id,
         { flow, status: 'incomplete' },
         pageLimit(limit),
@@ -92,7 +92,7 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const workspace = workspaceOf(request);
-      const run = await incomplete(workspace.id, id);
+      const run = await incomplete(request, id);
       if (!replayable(run)) {
         throw new HttpError(
           409,
@@ -101,7 +101,7 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
           'send the request again or start a new run',
         );
       }
-      const input = run.input_kept === 1 ? await context.store.runs.input(id) : undefined;
+      const input = run.input_kept === 1 ? await scopeOf(request).store.runs.input(id) : undefined;
       if (((input as RunInputWithCredentials | undefined)?.credentials ?? []).length > 0) {
         throw new HttpError(
           409,
@@ -111,10 +111,10 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
         );
       }
       // Another request may have retried or discarded it meanwhile: the update says.
-      if (!(await context.store.runs.retry(workspace.id, id, Date.now()))) {
+      if (!(await scopeOf(request).store.runs.retry(workspace.id, id, Date.now()))) {
         throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" left the dead-letter queue meanwhile`);
       }
-      context.runner.notify(id);
+      scopeOf(request).runner.notify(id);
       return reply.code(202).send({ runId: id, status: 'queued' });
     },
   );
@@ -133,12 +133,12 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const workspace = workspaceOf(request);
-      await incomplete(workspace.id, id);
-      if (!(await context.store.runs.discard(workspace.id, id))) {
+      await incomplete(request, id);
+      if (!(await scopeOf(request).store.runs.discard(workspace.id, id))) {
         throw new HttpError(409, 'NOT_IN_DLQ', `run "${id}" left the dead-letter queue meanwhile`);
       }
       // A confidential run's input, held in memory for a retry, goes too.
-      context.runner.dropInput(id);
+      scopeOf(request).runner.dropInput(id);
       return reply.code(204).send();
     },
   );

@@ -15,7 +15,7 @@ import {
   workspaceEgressAllow,
 } from '../../egress/workspace.js';
 import { updateWorkspaceSettings } from '../../store/workspaces.js';
-import { actorOf, guard, workspaceOf } from '../auth.js';
+import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { BODY_ERRORS, GUARDED_ERRORS, WorkspaceParams } from './schemas.js';
 
@@ -61,11 +61,11 @@ export async function egressPlugin(app: FastifyInstance, context: ServerContext)
     async (request) => {
       const workspace = workspaceOf(request);
       const allow = checkWorkspaceEgressAllow((request.body as { allow: string[] }).allow);
-      await context.audit.transaction(async (trx) => {
+      await scopeOf(request).audit.transaction(async (trx) => {
         const previous = await updateWorkspaceSettings(trx, workspace.id, () => ({
           [EGRESS_SETTINGS_KEY]: allow.length > 0 ? allow : undefined,
         }));
-        await context.audit.append(
+        await scopeOf(request).audit.append(
           {
             workspaceId: workspace.id,
             actor: actorOf(request),
@@ -79,7 +79,7 @@ export async function egressPlugin(app: FastifyInstance, context: ServerContext)
           trx,
         );
       });
-      context.runner.forgetWorkspace(workspace.id);
+      scopeOf(request).runner.forgetWorkspace(workspace.id);
       return { allow };
     },
   );

@@ -27,7 +27,7 @@ import {
   viewOf,
 } from '../../privacy/erasure.js';
 import { pageLimit } from '../../store/ids.js';
-import { actorOf, guard, workspaceOf } from '../auth.js';
+import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import {
@@ -148,39 +148,49 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
   let timer: NodeJS.Timeout | undefined;
   const log = context.logger.child({ component: 'erasure' });
 
-  /** Process a request in the background (once at a time per request in this process). */
-  function start(id: string): void {
-    if (running.has(id) || stop.signal.aborted) return;
+  /**
+   * Process a request in the background (once at a time per request in this process), in its
+   * workspace's region.
+   */
+  function start(scope: ServerContext, id: string): void {
+    const key = `${scope.region}/${id}`;
+    if (running.has(key) || stop.signal.aborted) return;
     const work = (async () => {
       try {
-        const { outcome } = await processErasure(context, id, {
+        const { outcome } = await processErasure(scope, id, {
           signal: stop.signal,
           onBatch: (table) => {
-            if (table === 'flow_versions') forgetParsedFlows(context);
+            if (table === 'flow_versions') forgetParsedFlows(scope);
           },
         });
-        log.info({ requestId: id, outcome }, 'erasure request processed');
+        log.info({ requestId: id, region: scope.region, outcome }, 'erasure request processed');
       } catch (error) {
         // Ids and error classes only: a message could quote data.
         log.error(
-          { requestId: id, code: error instanceof LetheError ? error.code : 'INTERNAL' },
+          {
+            requestId: id,
+            region: scope.region,
+            code: error instanceof LetheError ? error.code : 'INTERNAL',
+          },
           'erasure failed',
         );
       } finally {
-        running.delete(id);
+        running.delete(key);
       }
     })();
-    running.set(id, work);
+    running.set(key, work);
   }
 
   async function sweep(): Promise<void> {
-    try {
-      for (const id of await openErasureRequests(context)) start(id);
-    } catch (error) {
-      log.error(
-        { code: error instanceof LetheError ? error.code : 'INTERNAL' },
-        'looking for erasure requests failed',
-      );
+    for (const scope of context.regions.values()) {
+      try {
+        for (const id of await openErasureRequests(scope)) start(scope, id);
+      } catch (error) {
+        log.error(
+          { region: scope.region, code: error instanceof LetheError ? error.code : 'INTERNAL' },
+          'looking for erasure requests failed',
+        );
+      }
     }
   }
 
@@ -193,7 +203,7 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
     if (timer) clearInterval(timer);
     stop.abort(new Error('the server is stopping'));
     await Promise.allSettled([...running.values()]);
-    setErasureClock(context, undefined);
+    for (const scope of context.regions.values()) setErasureClock(scope, undefined);
   });
 
   app.post(
@@ -225,15 +235,16 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
     async (request, reply) => {
       const { subject, reason } = request.body as { subject: string; reason?: string };
       const workspace = workspaceOf(request);
-      const created = await createErasureRequest(context, {
+      const scope = scopeOf(request);
+      const created = await createErasureRequest(scope, {
         workspaceId: workspace.id,
         subject,
         reason,
         requestedBy: actorOf(request),
       });
-      start(created.request.id);
+      start(scope, created.request.id);
       return reply.code(created.created ? 201 : 200).send({
-        request: viewOf(context, created.request),
+        request: viewOf(scope, created.request),
         previous: created.previous,
       });
     },
@@ -265,7 +276,7 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
         overdue?: boolean;
       };
       return listErasureRequests(
-        context,
+        scopeOf(request),
         workspaceOf(request).id,
         { status, overdue },
         pageLimit(limit),
@@ -287,9 +298,9 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const row = await getErasureRequest(context, workspaceOf(request).id, id);
+      const row = await getErasureRequest(scopeOf(request), workspaceOf(request).id, id);
       if (!row) throw notFound(`erasure request "${id}"`);
-      return viewOf(context, row);
+      return viewOf(scopeOf(request), row);
     },
   );
 
@@ -311,7 +322,7 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
       const workspace = workspaceOf(request);
       let row;
       try {
-        row = await extendErasureRequest(context, workspace.id, id, {
+        row = await extendErasureRequest(scopeOf(request), workspace.id, id, {
           reason,
           days,
           actor: actorOf(request),
@@ -321,7 +332,7 @@ export async function erasurePlugin(app: FastifyInstance, context: ServerContext
         throw error;
       }
       if (!row) throw notFound(`erasure request "${id}"`);
-      return viewOf(context, row);
+      return viewOf(scopeOf(request), row);
     },
   );
 }

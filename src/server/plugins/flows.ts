@@ -2,16 +2,17 @@
  * Flows: `PUT /workspaces/{ws}/flows/{name}` stores a flow from YAML (application/yaml) or JSON
  * and makes a new version when its text changed; reads list flows and give one with its
  * versions. The text is validated exactly as `lethe validate` does, and every problem comes
- * back at once with line and column.
+ * back at once with line and column. Creating, changing and deleting a flow are audited.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { parseFlow } from '../../flow/load.js';
 import { pageLimit } from '../../store/ids.js';
 import type { FlowRow } from '../../store/flows.js';
-import { actorOf, guard, workspaceOf } from '../auth.js';
+import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
+import { auditRoute, nameRef } from './audit-events.js';
 import { BODY_ERRORS, GUARDED_ERRORS, PageOf, PageQuery, WorkspaceParams } from './schemas.js';
 
 const FLOW_TEXT_TYPES = [
@@ -80,7 +81,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
       if (source.trim() === '')
         throw new HttpError(400, 'EMPTY_BODY', 'send the flow as YAML (application/yaml) or JSON');
       const format = (request.headers['content-type'] ?? '').includes('json') ? 'json' : 'yaml';
-      const loaded = parseFlow(source, `${name}.${format}`, context.runner.filesDir(workspace.name));
+      const loaded = parseFlow(source, `${name}.${format}`, scopeOf(request).runner.filesDir(workspace.name));
       if (loaded.flow.name !== name) {
         throw new HttpError(
           400,
@@ -89,14 +90,22 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
           'make the URL and the flow’s name field agree',
         );
       }
-      const { flow, created, changed } = await context.store.flows.put({
+      const { flow, created, changed } = await scopeOf(request).store.flows.put({
         workspaceId: workspace.id,
         flow: loaded.flow,
         source,
         format,
         author: actorOf(request),
       });
-      if (changed) void context.triggers?.refresh();
+      if (changed) {
+        // An unchanged text is no flow change: nothing to audit.
+        await auditRoute(request, created ? 'flow.created' : 'flow.changed', {
+          flow: nameRef(workspace.id, 'flow', name),
+          version: flow.version,
+        });
+        context.hookTargets?.forget();
+        void scopeOf(request).triggers?.refresh();
+      }
       return reply.code(created ? 201 : 200).send({ flow: summary(flow), changed });
     },
   );
@@ -115,7 +124,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
     },
     async (request) => {
       const { limit, cursor } = request.query as { limit?: number; cursor?: string };
-      const page = await context.store.flows.list(workspaceOf(request).id, pageLimit(limit), cursor);
+      const page = await scopeOf(request).store.flows.list(workspaceOf(request).id, pageLimit(limit), cursor);
       return { items: page.items.map(summary), next: page.next };
     },
   );
@@ -144,10 +153,10 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
     async (request) => {
       const { name } = request.params as { name: string };
       const workspace = workspaceOf(request);
-      const flow = await context.store.flows.get(workspace.id, name);
+      const flow = await scopeOf(request).store.flows.get(workspace.id, name);
       if (!flow) throw notFound(`flow "${name}"`);
-      const current = await context.store.flows.version(workspace.id, name, flow.version);
-      const versions = await context.store.flows.versions(workspace.id, name);
+      const current = await scopeOf(request).store.flows.version(workspace.id, name, flow.version);
+      const versions = await scopeOf(request).store.flows.versions(workspace.id, name);
       return {
         flow: summary(flow),
         source: current?.source ?? '',
@@ -187,7 +196,7 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
     },
     async (request) => {
       const { name, version } = request.params as { name: string; version: number };
-      const row = await context.store.flows.version(workspaceOf(request).id, name, Number(version));
+      const row = await scopeOf(request).store.flows.version(workspaceOf(request).id, name, Number(version));
       if (!row) throw notFound(`version ${version} of flow "${name}"`);
       return {
         version: row.version,
@@ -212,9 +221,11 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
     },
     async (request, reply) => {
       const { name } = request.params as { name: string };
-      if (!(await context.store.flows.delete(workspaceOf(request).id, name)))
-        throw notFound(`flow "${name}"`);
-      void context.triggers?.refresh();
+      const workspaceId = workspaceOf(request).id;
+      if (!(await scopeOf(request).store.flows.delete(workspaceId, name))) throw notFound(`flow "${name}"`);
+      await auditRoute(request, 'flow.deleted', { flow: nameRef(workspaceId, 'flow', name) });
+      context.hookTargets?.forget();
+      void scopeOf(request).triggers?.refresh();
       return reply.code(204).send();
     },
   );

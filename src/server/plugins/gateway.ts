@@ -1,14 +1,15 @@
 /**
  * The gateway log: webhooks received, newest first — path, method, content type, size, the
  * status answered and the run made. The body is there only when it was stored (standard
- * flows); confidential flows never store it.
+ * flows); confidential flows never store it. A page that returns bodies is audited.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { pageLimit } from '../../store/ids.js';
 import type { GatewayLogRow } from '../../store/records.js';
-import { guard, workspaceOf } from '../auth.js';
+import { guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
+import { auditRoute } from './audit-events.js';
 import { GUARDED_ERRORS, isoTime, PageOf, PageQuery, Time } from './schemas.js';
 
 const GatewayEntry = Type.Object({
@@ -54,7 +55,14 @@ export async function gatewayPlugin(app: FastifyInstance, context: ServerContext
     },
     async (request) => {
       const { limit, cursor } = request.query as { limit?: number; cursor?: string };
-      const page = await context.store.gatewayLog.list(workspaceOf(request).id, pageLimit(limit), cursor);
+      const page = await scopeOf(request).store.gatewayLog.list(
+        workspaceOf(request).id,
+        pageLimit(limit),
+        cursor,
+      );
+      // Stored webhook bodies are payloads: returning any is a data reveal, audited with their count.
+      const bodies = page.items.filter((row) => row.body !== null).length;
+      if (bodies > 0) await auditRoute(request, 'gateway.bodies.read', {}, bodies);
       return { items: page.items.map(view), next: page.next };
     },
   );

@@ -1,6 +1,6 @@
 /**
- * `/healthz` (the process answers) and `/readyz` (the store answers and intake is open) need no
- * token; `/metrics` needs one.
+ * `/healthz` (the process answers) and `/readyz` (every region's store answers and intake is
+ * open) need no token; `/metrics` needs one.
  */
 import type { FastifyInstance } from 'fastify';
 import { authenticate } from '../auth.js';
@@ -10,7 +10,8 @@ export async function healthPlugin(app: FastifyInstance, context: ServerContext)
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const store = await context.store.ping();
+    const answers = await Promise.all([...context.regions.values()].map((scope) => scope.store.ping()));
+    const store = answers.every(Boolean);
     const accepting = context.isAccepting();
     const ready = store && accepting;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', store, accepting });

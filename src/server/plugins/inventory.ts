@@ -18,7 +18,7 @@ import {
   type InventoryFormat,
 } from '../../privacy/inventory-render.js';
 import { closeWorkspace, type CloseMode } from '../../privacy/workspace-lifecycle.js';
-import { actorOf, guard, workspaceOf } from '../auth.js';
+import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import {
   BODY_ERRORS,
@@ -64,7 +64,7 @@ export async function inventoryPlugin(app: FastifyInstance, context: ServerConte
     },
     async (request, reply) => {
       const format = ((request.query as { format?: string }).format ?? 'json') as InventoryFormat;
-      const inventory = await buildInventory(context, {
+      const inventory = await buildInventory(scopeOf(request), {
         workspace: workspaceOf(request).name,
         retention: context.config.retention,
       });
@@ -107,7 +107,7 @@ export async function inventoryPlugin(app: FastifyInstance, context: ServerConte
     async (request) => {
       const mode: CloseMode = (request.body as { mode?: CloseMode } | undefined)?.mode ?? 'passive';
       const workspace = workspaceOf(request);
-      const result = await closeWorkspace(context, workspace.name, {
+      const result = await closeWorkspace(scopeOf(request), workspace.name, {
         mode,
         actor: actorOf(request),
       });

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { pageLimit } from '../../store/ids.js';
 import type { NotificationRow } from '../../store/records.js';
-import { guard, workspaceOf } from '../auth.js';
+import { guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { notFound } from '../http-errors.js';
 import { GUARDED_ERRORS, IdParams, isoTime, MaybeTime, PageOf, PageQuery, Time } from './schemas.js';
@@ -46,7 +46,11 @@ export async function notificationsPlugin(app: FastifyInstance, context: ServerC
     },
     async (request) => {
       const { limit, cursor } = request.query as { limit?: number; cursor?: string };
-      const page = await context.store.notifications.list(workspaceOf(request).id, pageLimit(limit), cursor);
+      const page = await scopeOf(request).store.notifications.list(
+        workspaceOf(request).id,
+        pageLimit(limit),
+        cursor,
+      );
       return { items: page.items.map(view), next: page.next };
     },
   );
@@ -65,7 +69,7 @@ export async function notificationsPlugin(app: FastifyInstance, context: ServerC
     async (request) => {
       const { id } = request.params as { id: string };
       const now = Date.now();
-      if (!(await context.store.notifications.markRead(workspaceOf(request).id, id, now))) {
+      if (!(await scopeOf(request).store.notifications.markRead(workspaceOf(request).id, id, now))) {
         throw notFound(`notification "${id}"`);
       }
       return { id, readAt: isoTime(now) };

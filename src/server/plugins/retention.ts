@@ -13,7 +13,7 @@ import Type from 'typebox';
 import { retentionStatus } from '../../privacy/retention.js';
 import { savePrivacySettings } from '../../privacy/retention-settings.js';
 import { privacySettings, WorkspacePrivacySettings } from '../../privacy/settings.js';
-import { actorOf, guard, workspaceOf } from '../auth.js';
+import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { BODY_ERRORS, GUARDED_ERRORS, isoTime, MaybeTime, Time, WorkspaceParams } from './schemas.js';
 
@@ -79,15 +79,15 @@ export async function retentionPlugin(app: FastifyInstance, context: ServerConte
     async (request) => {
       const workspace = workspaceOf(request);
       const saved = await savePrivacySettings(
-        context.audit,
+        scopeOf(request).audit,
         context.config.retention,
         workspace.id,
         request.body,
         actorOf(request),
       );
       if (saved.changed) {
-        context.retention?.settingsChanged();
-        context.runner.forgetWorkspace(workspace.id);
+        scopeOf(request).retention?.settingsChanged();
+        scopeOf(request).runner.forgetWorkspace(workspace.id);
       }
       return saved.settings;
     },
@@ -107,10 +107,10 @@ export async function retentionPlugin(app: FastifyInstance, context: ServerConte
     async (request) => {
       const workspace = workspaceOf(request);
       const status = await retentionStatus(
-        context.store,
+        scopeOf(request).store,
         context.config.retention,
         workspace.id,
-        context.retention?.lastPass,
+        scopeOf(request).retention?.lastPass,
       );
       const now = Date.now();
       return {

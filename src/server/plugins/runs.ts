@@ -5,7 +5,8 @@
  * which are stored (what `lethe run --ask-credentials` asks for); the activity stream lists
  * runs (ids, status, times, counts — never values); one run comes with its execution details
  * (per step: rows in/out, time, and a sample of rows for runs that keep payloads) and whether
- * its input was kept; a running run can be cancelled.
+ * its input was kept (reading the details of a run that has them is audited as a data reveal);
+ * a running run can be cancelled.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -14,9 +15,10 @@ import { flowConnections, type RuntimeCredentials } from '../../runs/credentials
 import { pageLimit } from '../../store/ids.js';
 import type { RunRow } from '../../store/runs.js';
 import type { RunStatus } from '../../store/schema.js';
-import { guard, workspaceOf } from '../auth.js';
+import { guard, scopeOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
+import { auditRoute } from './audit-events.js';
 import {
   BODY_ERRORS,
   CONFLICT_ERRORS,
@@ -199,10 +201,10 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
       const header = request.headers['idempotency-key'];
       const idempotencyKey = Array.isArray(header) ? header[0] : header;
       const workspace = workspaceOf(request);
-      const flow = await context.store.flows.get(workspace.id, name);
+      const flow = await scopeOf(request).store.flows.get(workspace.id, name);
       if (!flow) throw notFound(`flow "${name}"`);
       if (flow.enabled !== 1) throw new HttpError(409, 'FLOW_DISABLED', `flow "${name}" is disabled`);
-      const { run, duplicate } = await context.runs.create({
+      const { run, duplicate } = await scopeOf(request).runs.create({
         workspace,
         flow,
         trigger: 'manual',
@@ -232,12 +234,17 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
     async (request) => {
       const { name } = request.params as { name: string };
       const workspace = workspaceOf(request);
-      const flow = await context.store.flows.get(workspace.id, name);
+      const flow = await scopeOf(request).store.flows.get(workspace.id, name);
       if (!flow) throw notFound(`flow "${name}"`);
-      const loaded = await context.runner.flows.get(workspace.id, workspace.name, flow.name, flow.version);
+      const loaded = await scopeOf(request).runner.flows.get(
+        workspace.id,
+        workspace.name,
+        flow.name,
+        flow.version,
+      );
       const items = [];
       for (const connection of flowConnections(loaded.flow)) {
-        const row = await context.store.connections.get(workspace.id, connection);
+        const row = await scopeOf(request).store.connections.get(workspace.id, connection);
         items.push({
           name: connection,
           stored: row !== undefined,
@@ -272,7 +279,7 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
         flow?: string;
         status?: RunStatus;
       };
-      const page = await context.store.runs.list(
+      const page = await scopeOf(request).store.runs.list(
         workspaceOf(request).id,
         { flow, status },
         pageLimit(limit),
@@ -295,13 +302,17 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const run = await context.store.runs.inWorkspace(workspaceOf(request).id, id);
+      const run = await scopeOf(request).store.runs.inWorkspace(workspaceOf(request).id, id);
       if (!run) throw notFound(`run "${id}"`);
       const [details, input] = await Promise.all([
-        ENDED.has(run.status) && run.privacy === 'standard' ? context.store.runs.details(run.id) : undefined,
-        run.input_kept === 1 ? context.store.runs.input(run.id) : undefined,
+        ENDED.has(run.status) && run.privacy === 'standard'
+          ? scopeOf(request).store.runs.details(run.id)
+          : undefined,
+        run.input_kept === 1 ? scopeOf(request).store.runs.input(run.id) : undefined,
       ]);
       const note = inputNote(run);
+      // The execution details carry step samples (values): reading them is a data reveal.
+      if (details) await auditRoute(request, 'run.data.read', { runId: run.id });
       return {
         run: runSummary(run),
         input: { kept: run.input_kept === 1, stored: input !== undefined, ...(note ? { note } : {}) },
@@ -329,9 +340,9 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
     },
     async (request, reply) => {
       const { id } = request.params as { id: string };
-      const run = await context.store.runs.inWorkspace(workspaceOf(request).id, id);
+      const run = await scopeOf(request).store.runs.inWorkspace(workspaceOf(request).id, id);
       if (!run) throw notFound(`run "${id}"`);
-      if (run.status !== 'running' || !context.runner.cancel(run.id)) {
+      if (run.status !== 'running' || !scopeOf(request).runner.cancel(run.id)) {
         throw new HttpError(
           409,
           'NOT_RUNNING',

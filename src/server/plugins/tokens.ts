@@ -1,6 +1,7 @@
 /**
  * API tokens of a workspace: list them (never their hashes), make one — shown once, in the
- * reply, and with a role no higher than the caller's — and revoke one.
+ * reply, and with a role no higher than the caller's — and revoke one. Making and revoking are
+ * audited (ids only) in the home region's log, where tokens live.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -8,7 +9,7 @@ import { ROLES, type Role } from '../../security/permissions.js';
 import { createToken } from '../../security/tokens.js';
 import { decodeCursor, pageLimit, toPage } from '../../store/ids.js';
 import type { TokenRow } from '../../store/records.js';
-import { guard, principalOf, workspaceOf } from '../auth.js';
+import { actorOf, guard, principalOf, workspaceOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import {
@@ -57,9 +58,11 @@ export async function tokensPlugin(app: FastifyInstance, context: ServerContext)
       const { limit, cursor } = request.query as { limit?: number; cursor?: string };
       const size = pageLimit(limit);
       const after = decodeCursor(cursor);
-      const self = principalOf(request).tokenId;
+      const caller = principalOf(request);
+      // A person in the console is not a token: none of the list is theirs.
+      const self = caller.kind === 'token' ? caller.tokenId : undefined;
       // A workspace has few tokens: the page is cut from the whole list.
-      const rows = (await context.store.tokens.list(workspaceOf(request).id))
+      const rows = (await context.home.tokens.list(workspaceOf(request).id))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
         .filter((row) => after === undefined || row.id > after);
       const page = toPage(rows.slice(0, size + 1), size, (row) => row.id);
@@ -112,11 +115,13 @@ export async function tokensPlugin(app: FastifyInstance, context: ServerContext)
       }
       const expiresAt =
         expiresInDays === undefined ? undefined : Date.now() + Math.round(expiresInDays * 86_400_000);
-      const created = await createToken(context.store.tokens, {
-        workspaceId: workspaceOf(request).id,
-        role,
-        name,
-        expiresAt,
+      const workspaceId = workspaceOf(request).id;
+      const created = await createToken(context.home.tokens, { workspaceId, role, name, expiresAt });
+      await context.audit.append({
+        workspaceId,
+        actor: actorOf(request),
+        action: 'token.created',
+        details: { tokenId: created.id, role, expires: expiresAt !== undefined },
       });
       return reply.code(201).send({
         id: created.id,
@@ -143,7 +148,7 @@ export async function tokensPlugin(app: FastifyInstance, context: ServerContext)
       const { id } = request.params as { id: string };
       const workspace = workspaceOf(request);
       const caller = principalOf(request);
-      const token = (await context.store.tokens.list(workspace.id)).find((row) => row.id === id);
+      const token = (await context.home.tokens.list(workspace.id)).find((row) => row.id === id);
       if (!token) throw notFound(`token "${id}"`);
       if (rank(token.role) > rank(caller.role)) {
         throw new HttpError(
@@ -152,13 +157,19 @@ export async function tokensPlugin(app: FastifyInstance, context: ServerContext)
           `the role "${caller.role}" may not revoke a token with the higher role "${token.role}"`,
         );
       }
-      await context.store.tokens.revoke(workspace.id, id, Date.now());
+      await context.home.tokens.revoke(workspace.id, id, Date.now());
+      await context.audit.append({
+        workspaceId: workspace.id,
+        actor: actorOf(request),
+        action: 'token.revoked',
+        details: { tokenId: id, alreadyRevoked: token.revoked_at !== null },
+      });
       return reply.code(204).send();
     },
   );
 }
 
-function view(row: Omit<TokenRow, 'token_hash'>, self: string) {
+function view(row: Omit<TokenRow, 'token_hash'>, self: string | undefined) {
   return {
     id: row.id,
     role: row.role,

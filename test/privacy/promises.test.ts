@@ -1,0 +1,226 @@
+/**
+ * Promises of the data-handling page (docs/privacy.md) that no other test proved on its own:
+ *
+ * - the seeds' periods: retention per class, 6 months of passive storage for a closed
+ *   workspace, erasure due within 30 days, the audit log's 12 months;
+ * - deleting a connection removes every record of it (settings, encrypted secrets);
+ * - deleting a flow removes every record derived from it that may hold its data (versions,
+ *   gateway log, notifications, DLQ inputs, execution details); run summaries keep ids only;
+ * - "logs hold only the account ID": signing in and managing members logs user ids, never an
+ *   e-mail address.
+ *
+ * Each store test first finds its canaries where they are kept, so the scan provably sees
+ * what is written, then proves them gone.
+ */
+import { expect, it } from 'vitest';
+import { DATA_CLASSES } from '../../src/privacy/data-classes.js';
+import { DEFAULT_DUE_DAYS } from '../../src/privacy/erasure.js';
+import { retentionConfigFromEnv } from '../../src/privacy/retention-policy.js';
+import { PASSIVE_STORAGE_MONTHS, purgeDeadline } from '../../src/privacy/workspace-lifecycle.js';
+import type { Database } from '../../src/store/schema.js';
+import { STORED_TABLES, MIGRATION_TABLES } from '../../src/store/tables.js';
+import type { TestServer } from '../helpers/server.js';
+import { makeUser, signIn, uniqueEmail } from '../security/people-support.js';
+import {
+  call,
+  describeStores,
+  expectError,
+  putFlow,
+  useServer,
+  waitForRun,
+  workspaceFile,
+  WS,
+} from '../server/api-support.js';
+import { canary, expectNowhere, expectSomewhere, textBlob, type Blob } from './confidential-scan.js';
+
+/** Every row of every table the store registers, one blob per table (both databases alike). */
+async function tableBlobs(t: TestServer): Promise<Blob[]> {
+  const { db } = t.server.context.store;
+  const blobs: Blob[] = [];
+  for (const table of Object.keys(STORED_TABLES)) {
+    if ((MIGRATION_TABLES as readonly string[]).includes(table)) continue;
+    const rows = await db
+      .selectFrom(table as keyof Database)
+      .selectAll()
+      .execute();
+    blobs.push(textBlob(`table ${table}`, rows.map((row) => JSON.stringify(row)).join('\n')));
+  }
+  return blobs;
+}
+
+async function postHook(t: TestServer, path: string, body: unknown): Promise<string> {
+  const response = await fetch(`${t.url}/hooks/default/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  expect(response.status, text).toBe(202);
+  return (JSON.parse(text) as { runId: string }).runId;
+}
+
+async function rowsOf(t: TestServer, table: 'run_inputs' | 'run_details', runIds: string[]) {
+  return t.server.context.store.db.selectFrom(table).select('run_id').where('run_id', 'in', runIds).execute();
+}
+
+it('keeps the seeds’ periods: gateway log 30 d, DLQ 30 d, notifications 7 d, activity 30 d, execution details 60 d, audit 12 months, passive storage 6 months, erasure within 30 days', () => {
+  const seeds = { gateway_log: 30, dlq: 30, notification: 7, activity: 30, execution_detail: 60, audit: 365 };
+  expect(retentionConfigFromEnv({}).defaults).toEqual(seeds);
+  for (const [name, days] of Object.entries(seeds))
+    expect(DATA_CLASSES[name as keyof typeof seeds].retentionDays).toBe(days);
+  expect(PASSIVE_STORAGE_MONTHS).toBe(6);
+  // Six calendar months, the same day (UTC).
+  expect(purgeDeadline(Date.UTC(2026, 0, 15, 9, 30))).toBe(Date.UTC(2026, 6, 15, 9, 30));
+  expect(DEFAULT_DUE_DAYS).toBe(30);
+});
+
+await describeStores('data-handling promises', (store) => {
+  const server = useServer(store);
+
+  it('deleting a connection removes its settings and encrypted secrets from every table', async () => {
+    const t = server();
+    const host = `${canary('host')}.example`;
+    const login = canary('login');
+    const password = canary('password');
+    const put = await call(t, 'PUT', `${WS}/connections/crm`, {
+      body: { type: 'postgres', settings: { host, database: 'crm', user: login }, secrets: { password } },
+    });
+    expect(put.status, put.text).toBe(201);
+    const ws = await t.server.context.store.workspaces.byName('default');
+    const row = await t.server.context.store.connections.get(ws!.id, 'crm');
+    const ciphertext = (JSON.parse(row!.secrets) as Record<string, string>).password!;
+    expect(ciphertext.length).toBeGreaterThan(20);
+
+    const before = await tableBlobs(t);
+    expectSomewhere(before, host, 'the host setting');
+    expectSomewhere(before, login, 'the login setting');
+    expectSomewhere(before, ciphertext, 'the encrypted password');
+    expectNowhere(before, password, 'the password in plain text');
+
+    const deleted = await call(t, 'DELETE', `${WS}/connections/crm`);
+    expect(deleted.status, deleted.text).toBe(204);
+    const after = await tableBlobs(t);
+    for (const [label, value] of [
+      ['the host setting', host],
+      ['the login setting', login],
+      ['the encrypted password', ciphertext],
+      ['the password', password],
+    ] as const)
+      expectNowhere(after, value, label);
+    expectError(await call(t, 'GET', `${WS}/connections/crm`), 404, 'NOT_FOUND');
+  });
+
+  it('deleting a flow removes its versions, gateway log, notifications, DLQ inputs and execution details; its run summaries keep ids and counts only', async () => {
+    const t = server();
+    const flow = (name: string, file: string) => `version: 1
+name: ${name}
+trigger: { webhook: { path: ${name}, respond: accepted } }
+steps:
+  - id: hook
+    input: { trigger: true }
+  - id: read
+    input: { file: ${file} }
+`;
+    const inline = canary('inline-value');
+    await putFlow(t, 'intake', `${flow('intake', 'intake.csv')}# ${inline}\n`);
+    await putFlow(t, 'kept', flow('kept', 'kept.csv'));
+
+    // The first run finds no file: it waits in the DLQ with its input.
+    const queued = canary('dlq-input');
+    const late = await postHook(t, 'intake', { value: queued });
+    expect((await waitForRun(t, late)).run.status).toBe('incomplete');
+    // The file arrives: the second run succeeds, its samples hold both.
+    const fileValue = canary('file-row');
+    const bodyValue = canary('webhook-body');
+    workspaceFile(t, 'intake.csv', `v\n${fileValue}\n`);
+    const done = await postHook(t, 'intake', { value: bodyValue });
+    expect((await waitForRun(t, done)).run.status).toBe('succeeded');
+    // Another flow's records must stay.
+    const keptValue = canary('kept-body');
+    workspaceFile(t, 'kept.csv', 'v\n1\n');
+    const kept = await postHook(t, 'kept', { value: keptValue });
+    expect((await waitForRun(t, kept)).run.status).toBe('succeeded');
+
+    const before = await tableBlobs(t);
+    const planted = [
+      ['the inline value of a version', inline],
+      ['the DLQ input', queued],
+      ['the sampled file row', fileValue],
+      ['the webhook body', bodyValue],
+    ] as const;
+    for (const [label, value] of planted) expectSomewhere(before, value, label);
+    expect(await rowsOf(t, 'run_inputs', [late])).toHaveLength(1);
+    expect(await rowsOf(t, 'run_details', [late, done])).toHaveLength(2);
+
+    const deleted = await call(t, 'DELETE', `${WS}/flows/intake`);
+    expect(deleted.status, deleted.text).toBe(204);
+    // Its webhook is gone at once (not after the webhook cache's lag), so nothing new is kept.
+    const gone = await fetch(`${t.url}/hooks/default/intake`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ value: bodyValue }),
+    });
+    expect(gone.status).toBe(404);
+
+    const after = await tableBlobs(t);
+    for (const [label, value] of planted) expectNowhere(after, value, label);
+    expect(await rowsOf(t, 'run_inputs', [late, done])).toEqual([]);
+    expect(await rowsOf(t, 'run_details', [late, done])).toEqual([]);
+    const { db } = t.server.context.store;
+    for (const table of ['flow_versions', 'gateway_log', 'notifications'] as const) {
+      const left = await db.selectFrom(table).select('flow_name').where('flow_name', '=', 'intake').execute();
+      expect(left, table).toEqual([]);
+    }
+    // Nothing of it is left to retry; the summaries remain (ids, status, counts).
+    const dlq = await call<{ items: unknown[] }>(t, 'GET', `${WS}/dlq?flow=intake`);
+    expect(dlq.body.items).toEqual([]);
+    const runs = await db.selectFrom('runs').selectAll().where('id', 'in', [late, done]).execute();
+    expect(runs.map((run) => run.status).sort()).toEqual(['failed', 'succeeded']);
+    expect(runs.find((run) => run.id === late)?.error_code).toBe('DISCARDED');
+    expectError(await call(t, 'GET', `${WS}/flows/intake`), 404, 'NOT_FOUND');
+
+    // The other flow keeps its body, details and versions.
+    expectSomewhere(after, keptValue, 'the other flow’s webhook body');
+    expect(await rowsOf(t, 'run_details', [kept])).toHaveLength(1);
+    expect((await call(t, 'GET', `${WS}/flows/kept`)).status).toBe(200);
+  });
+
+  it('logs account ids only: signing in and managing members never logs an e-mail address', async () => {
+    const t = server();
+    const admin = await makeUser(t, { role: 'admin' });
+    const member = await makeUser(t, { role: 'viewer' });
+    const stranger = uniqueEmail('stranger');
+    const invited = uniqueEmail('invited');
+    const from = t.logs.length;
+
+    expect((await signIn(t, admin.email, admin.password)).status).toBe(200);
+    expect((await signIn(t, admin.email, 'not the password at all')).status).toBe(401);
+    expect((await signIn(t, stranger, 'not the password at all')).status).toBe(401);
+    const members = await call(t, 'GET', `${WS}/members`, { token: await t.token('admin') });
+    expect(members.text).toContain(member.email);
+    const changed = await call(t, 'PUT', `${WS}/members/${member.id}`, {
+      token: await t.token('admin'),
+      body: { role: 'editor' },
+    });
+    expect(changed.status, changed.text).toBe(200);
+    const invite = await call(t, 'POST', `${WS}/members/invites`, {
+      token: await t.token('admin'),
+      body: { email: invited, role: 'viewer' },
+    });
+    expect(invite.status, invite.text).toBe(201);
+    const removed = await call(t, 'DELETE', `${WS}/members/${member.id}`, { token: await t.token('admin') });
+    expect(removed.status, removed.text).toBe(204);
+
+    const logs = [textBlob('server logs', t.logs.slice(from))];
+    for (const [label, email] of [
+      ['the admin', admin.email],
+      ['the member', member.email],
+      ['an unknown address', stranger],
+      ['an invited address', invited],
+    ] as const)
+      expectNowhere(logs, email, `${label}’s e-mail address`);
+    expectNowhere(logs, '@example.test', 'any e-mail address');
+    // The sign-in is logged, by its account id.
+    expectSomewhere(logs, admin.id, 'the account id of the user who signed in');
+  });
+});
