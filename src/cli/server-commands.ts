@@ -61,18 +61,29 @@ export async function tokenCreateCommand(options: {
     const workspace =
       (await opened.deployment.locate(options.workspace))?.workspace ??
       (await opened.deployment.createWorkspace(options.workspace)).workspace;
-    const created = await createToken(opened.home.store.tokens, {
-      workspaceId: workspace.id,
-      role: options.role,
-      name: options.name,
-      expiresAt: days === undefined ? undefined : Date.now() + days * 86_400_000,
-    });
-    // Audited in the home region's log, as the API's tokens are (ids only: never the name).
-    await opened.home.audit.append({
-      workspaceId: workspace.id,
-      actor: 'cli',
-      action: 'token.created',
-      details: { tokenId: created.id, role: options.role, expires: days !== undefined },
+    // Audited in the home region's log, as the API's tokens are (ids only: never the name), in
+    // the token's own transaction.
+    const created = await opened.home.audit.transaction(async (trx) => {
+      const made = await createToken(
+        opened.home.store.tokens,
+        {
+          workspaceId: workspace.id,
+          role: options.role,
+          name: options.name,
+          expiresAt: days === undefined ? undefined : Date.now() + days * 86_400_000,
+        },
+        trx,
+      );
+      await opened.home.audit.append(
+        {
+          workspaceId: workspace.id,
+          actor: 'cli',
+          action: 'token.created',
+          details: { tokenId: made.id, role: options.role, expires: days !== undefined },
+        },
+        trx,
+      );
+      return made;
     });
     // The token alone on stdout, so scripts can capture it; it is shown this once.
     process.stdout.write(`${created.token}\n`);

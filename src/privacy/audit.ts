@@ -8,9 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import { isUniqueViolation } from '../store/database.js';
-import type { AuditLogTable, Database } from '../store/schema.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import type { AuditLogTable, Database, Db } from '../store/schema.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 

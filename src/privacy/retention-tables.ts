@@ -18,11 +18,9 @@
  * Statements are plain SQL that SQLite and PostgreSQL both run: a batch is one
  * `DELETE … WHERE (key) IN (SELECT key … ORDER BY age LIMIT n) RETURNING …`, oldest first.
  */
-import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import type { Database } from '../store/schema.js';
+import { sql, type RawBuilder } from 'kysely';
+import type { Db } from '../store/schema.js';
 import type { PurgeableClass } from './retention-policy.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 export type PurgedTable =
   | 'gateway_log'

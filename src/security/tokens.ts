@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { LetheError } from '../errors/index.js';
 import { newId } from '../store/ids.js';
 import type { TokenRepository } from '../store/records.js';
+import type { Db } from '../store/schema.js';
 import { isRole } from './permissions.js';
 import type { TokenPrincipal } from './principals.js';
 
@@ -26,23 +27,27 @@ export interface CreatedToken {
 export async function createToken(
   tokens: TokenRepository,
   options: { workspaceId: string; role: string; name?: string; expiresAt?: number },
+  trx?: Db,
 ): Promise<CreatedToken> {
   if (!isRole(options.role)) {
     throw new LetheError('USAGE', `unknown role "${options.role}": use owner, admin, editor or viewer`);
   }
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const id = newId();
-  await tokens.insert({
-    id,
-    workspace_id: options.workspaceId,
-    role: options.role,
-    name: options.name ?? '',
-    token_hash: hashToken(token),
-    created_at: Date.now(),
-    expires_at: options.expiresAt ?? null,
-    last_used_at: null,
-    revoked_at: null,
-  });
+  await tokens.insert(
+    {
+      id,
+      workspace_id: options.workspaceId,
+      role: options.role,
+      name: options.name ?? '',
+      token_hash: hashToken(token),
+      created_at: Date.now(),
+      expires_at: options.expiresAt ?? null,
+      last_used_at: null,
+      revoked_at: null,
+    },
+    trx,
+  );
   return { id, token };
 }
 

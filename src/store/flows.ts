@@ -7,7 +7,7 @@ import { LetheError } from '../errors/index.js';
 import type { Flow } from '../flow/validate.js';
 import { isUniqueViolation } from './database.js';
 import { decodeCursor, toPage, type Page } from './ids.js';
-import type { Database, FlowsTable, FlowVersionsTable } from './schema.js';
+import type { Database, Db, FlowsTable, FlowVersionsTable } from './schema.js';
 
 export type FlowRow = FlowsTable;
 export type FlowVersionRow = FlowVersionsTable;
@@ -91,11 +91,15 @@ export class FlowRepository {
       .executeTakeFirst();
   }
 
-  /** Store a flow; a new version when its text changed. */
-  async put(input: PutFlow): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
+  /**
+   * Store a flow; a new version when its text changed. In `trx` when given (e.g. with its audit
+   * entry): a conflict then fails the transaction, for its owner to run again.
+   */
+  async put(input: PutFlow, trx?: Db): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
+    if (trx) return this.putOnce(input, trx);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.putOnce(input);
+        return await this.db.transaction().execute((own) => this.putOnce(input, own));
       } catch (error) {
         // Another put of this flow (same version number), or of a flow taking the same webhook
         // path, committed between our reads and our writes: read again. The second time round
@@ -105,88 +109,89 @@ export class FlowRepository {
     }
   }
 
-  private async putOnce(input: PutFlow): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
+  private async putOnce(
+    input: PutFlow,
+    trx: Db,
+  ): Promise<{ flow: FlowRow; created: boolean; changed: boolean }> {
     const { workspaceId, flow, source, format, author } = input;
     const name = flow.name;
     const { kind, webhookPath } = triggerOf(flow);
     const now = Date.now();
-    return this.db.transaction().execute(async (trx) => {
-      const current = await trx
+    const current = await trx
+      .selectFrom('flows')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (current) {
+      const latest = await trx
+        .selectFrom('flow_versions')
+        .select('source')
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .where('version', '=', current.version)
+        .executeTakeFirst();
+      if (latest?.source === source) return { flow: current, created: false, changed: false };
+    }
+    if (webhookPath !== null) {
+      const holder = await trx
         .selectFrom('flows')
-        .selectAll()
+        .select('name')
+        .where('workspace_id', '=', workspaceId)
+        .where('webhook_path', '=', webhookPath)
+        .where('name', '!=', name)
+        .executeTakeFirst();
+      if (holder) {
+        throw new LetheError(
+          'FLOW_INVALID',
+          `the webhook path "${webhookPath}" is already used by flow "${holder.name}"`,
+          {
+            hint: 'give this flow another trigger.webhook.path',
+          },
+        );
+      }
+    }
+    const version = (current?.version ?? 0) + 1;
+    await trx
+      .insertInto('flow_versions')
+      .values({
+        workspace_id: workspaceId,
+        flow_name: name,
+        version,
+        source,
+        format,
+        author,
+        created_at: now,
+      })
+      .execute();
+    const row: FlowRow = {
+      workspace_id: workspaceId,
+      name,
+      version,
+      privacy: flow.privacy,
+      trigger_kind: kind,
+      webhook_path: webhookPath,
+      enabled: current?.enabled ?? 1,
+      created_at: current?.created_at ?? now,
+      updated_at: now,
+    };
+    if (current) {
+      await trx
+        .updateTable('flows')
+        .set({
+          version,
+          privacy: row.privacy,
+          trigger_kind: kind,
+          webhook_path: webhookPath,
+          updated_at: now,
+        })
         .where('workspace_id', '=', workspaceId)
         .where('name', '=', name)
-        .executeTakeFirst();
-      if (current) {
-        const latest = await trx
-          .selectFrom('flow_versions')
-          .select('source')
-          .where('workspace_id', '=', workspaceId)
-          .where('flow_name', '=', name)
-          .where('version', '=', current.version)
-          .executeTakeFirst();
-        if (latest?.source === source) return { flow: current, created: false, changed: false };
-      }
-      if (webhookPath !== null) {
-        const holder = await trx
-          .selectFrom('flows')
-          .select('name')
-          .where('workspace_id', '=', workspaceId)
-          .where('webhook_path', '=', webhookPath)
-          .where('name', '!=', name)
-          .executeTakeFirst();
-        if (holder) {
-          throw new LetheError(
-            'FLOW_INVALID',
-            `the webhook path "${webhookPath}" is already used by flow "${holder.name}"`,
-            {
-              hint: 'give this flow another trigger.webhook.path',
-            },
-          );
-        }
-      }
-      const version = (current?.version ?? 0) + 1;
-      await trx
-        .insertInto('flow_versions')
-        .values({
-          workspace_id: workspaceId,
-          flow_name: name,
-          version,
-          source,
-          format,
-          author,
-          created_at: now,
-        })
         .execute();
-      const row: FlowRow = {
-        workspace_id: workspaceId,
-        name,
-        version,
-        privacy: flow.privacy,
-        trigger_kind: kind,
-        webhook_path: webhookPath,
-        enabled: current?.enabled ?? 1,
-        created_at: current?.created_at ?? now,
-        updated_at: now,
-      };
-      if (current) {
-        await trx
-          .updateTable('flows')
-          .set({
-            version,
-            privacy: row.privacy,
-            trigger_kind: kind,
-            webhook_path: webhookPath,
-            updated_at: now,
-          })
-          .where('workspace_id', '=', workspaceId)
-          .where('name', '=', name)
-          .execute();
-      } else {
-        await trx.insertInto('flows').values(row).execute();
-      }
-      return { flow: row, created: !current, changed: true };
-    });
+    } else {
+      await trx.insertInto('flows').values(row).execute();
+    }
+    return { flow: row, created: !current, changed: true };
   }
 
   /**
@@ -196,50 +201,53 @@ export class FlowRepository {
    * discarded (nothing could retry them). The run summaries stay in the activity stream (ids and
    * counts only) until retention ages them out; a queued or running run is left to end.
    */
-  async delete(workspaceId: string, name: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      const result = await trx
-        .deleteFrom('flows')
-        .where('workspace_id', '=', workspaceId)
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if (Number(result.numDeletedRows) === 0) return false;
-      const named = [
-        'flow_versions',
-        'trigger_state',
-        'poll_seen',
-        'webhook_events_seen',
-        'gateway_log',
-        'notifications',
-      ] as const;
-      for (const table of named) {
-        await trx
-          .deleteFrom(table)
-          .where('workspace_id', '=', workspaceId)
-          .where('flow_name', '=', name)
-          .execute();
-      }
-      const ended = trx
-        .selectFrom('runs')
-        .select('id')
-        .where('workspace_id', '=', workspaceId)
-        .where('flow_name', '=', name)
-        .where('status', 'in', ['succeeded', 'failed', 'incomplete']);
-      for (const table of ['run_inputs', 'run_details'] as const) {
-        await trx
-          .deleteFrom(table)
-          .where('workspace_id', '=', workspaceId)
-          .where('run_id', 'in', ended)
-          .execute();
-      }
+  async delete(workspaceId: string, name: string, trx?: Db): Promise<boolean> {
+    if (trx) return this.deleteIn(workspaceId, name, trx);
+    return this.db.transaction().execute((own) => this.deleteIn(workspaceId, name, own));
+  }
+
+  private async deleteIn(workspaceId: string, name: string, trx: Db): Promise<boolean> {
+    const result = await trx
+      .deleteFrom('flows')
+      .where('workspace_id', '=', workspaceId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (Number(result.numDeletedRows) === 0) return false;
+    const named = [
+      'flow_versions',
+      'trigger_state',
+      'poll_seen',
+      'webhook_events_seen',
+      'gateway_log',
+      'notifications',
+    ] as const;
+    for (const table of named) {
       await trx
-        .updateTable('runs')
-        .set({ status: 'failed', error_code: 'DISCARDED' })
+        .deleteFrom(table)
         .where('workspace_id', '=', workspaceId)
         .where('flow_name', '=', name)
-        .where('status', '=', 'incomplete')
         .execute();
-      return true;
-    });
+    }
+    const ended = trx
+      .selectFrom('runs')
+      .select('id')
+      .where('workspace_id', '=', workspaceId)
+      .where('flow_name', '=', name)
+      .where('status', 'in', ['succeeded', 'failed', 'incomplete']);
+    for (const table of ['run_inputs', 'run_details'] as const) {
+      await trx
+        .deleteFrom(table)
+        .where('workspace_id', '=', workspaceId)
+        .where('run_id', 'in', ended)
+        .execute();
+    }
+    await trx
+      .updateTable('runs')
+      .set({ status: 'failed', error_code: 'DISCARDED' })
+      .where('workspace_id', '=', workspaceId)
+      .where('flow_name', '=', name)
+      .where('status', '=', 'incomplete')
+      .execute();
+    return true;
   }
 }

@@ -5,10 +5,8 @@
  * store, beside the directory of workspaces. Every write takes an optional transaction, so the
  * audit entry that records it commits with it.
  */
-import type { Kysely, Transaction } from 'kysely';
-import type { Database, MembershipsTable, SessionsTable, UsersTable, UserTokensTable } from './schema.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import type { Kysely } from 'kysely';
+import type { Database, Db, MembershipsTable, SessionsTable, UsersTable, UserTokensTable } from './schema.js';
 
 export type UserRow = UsersTable;
 export type MembershipRow = MembershipsTable;

@@ -3,19 +3,18 @@
  * vault), API tokens (hashes only), workspace data keys (wrapped), the gateway log,
  * notifications, and trigger state (schedule ticks, poll cursors and seen-row hashes).
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { decodeCursor, toPage, type Page } from './ids.js';
 import type { Statements } from './statements.js';
 import type {
   ApiTokensTable,
   ConnectionsTable,
   Database,
+  Db,
   GatewayLogTable,
   NotificationsTable,
   WorkspaceKeysTable,
 } from './schema.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 export type ConnectionRow = ConnectionsTable;
 export type TokenRow = ApiTokensTable;
@@ -58,9 +57,15 @@ export class ConnectionRepository {
     );
   }
 
-  async put(row: ConnectionRow): Promise<{ created: boolean }> {
-    const existing = await this.get(row.workspace_id, row.name);
-    await this.db
+  /** Store a connection (in `trx` when given, e.g. with its audit entry). */
+  async put(row: ConnectionRow, trx: Db = this.db): Promise<{ created: boolean }> {
+    const existing = await trx
+      .selectFrom('connections')
+      .select('created_at')
+      .where('workspace_id', '=', row.workspace_id)
+      .where('name', '=', row.name)
+      .executeTakeFirst();
+    await trx
       .insertInto('connections')
       .values({ ...row, created_at: existing?.created_at ?? row.created_at })
       .onConflict((conflict) =>
@@ -76,8 +81,8 @@ export class ConnectionRepository {
     return { created: !existing };
   }
 
-  async delete(workspaceId: string, name: string): Promise<boolean> {
-    const result = await this.db
+  async delete(workspaceId: string, name: string, trx: Db = this.db): Promise<boolean> {
+    const result = await trx
       .deleteFrom('connections')
       .where('workspace_id', '=', workspaceId)
       .where('name', '=', name)
@@ -89,8 +94,8 @@ export class ConnectionRepository {
 export class TokenRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(row: TokenRow): Promise<void> {
-    await this.db.insertInto('api_tokens').values(row).execute();
+  async insert(row: TokenRow, trx: Db = this.db): Promise<void> {
+    await trx.insertInto('api_tokens').values(row).execute();
   }
 
   async byHash(hash: string): Promise<TokenRow | undefined> {
@@ -119,8 +124,8 @@ export class TokenRepository {
       .execute();
   }
 
-  async revoke(workspaceId: string, id: string, now: number): Promise<boolean> {
-    const result = await this.db
+  async revoke(workspaceId: string, id: string, now: number, trx: Db = this.db): Promise<boolean> {
+    const result = await trx
       .updateTable('api_tokens')
       .set({ revoked_at: now })
       .where('workspace_id', '=', workspaceId)

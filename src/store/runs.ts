@@ -5,9 +5,9 @@
  * a run is `queued` until a worker claims it with a conditional update, so a run is never
  * started twice at once.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { decodeCursor, toPage, type Page } from './ids.js';
-import type { Database, RunDetailsTable, RunStatus, RunsTable } from './schema.js';
+import type { Database, Db, RunDetailsTable, RunStatus, RunsTable } from './schema.js';
 import { Slot, type Statements } from './statements.js';
 
 export type RunRow = RunsTable;
@@ -35,8 +35,6 @@ export interface RunFilter {
   flow?: string;
   status?: RunStatus;
 }
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 export class RunRepository {
   constructor(

@@ -3,6 +3,11 @@
  * SQLite and PostgreSQL), JSON is text, booleans are 0/1 integers: one representation for
  * both databases, so every query is written once.
  */
+import type { Kysely, Transaction } from 'kysely';
+
+/** The store, or a transaction on it: what a query may run on. */
+export type Db = Kysely<Database> | Transaction<Database>;
+
 export interface WorkspacesTable {
   id: string;
   name: string;

@@ -5,10 +5,8 @@
  * put the values in the marked places. Only values are ever parameters: the SQL never
  * changes with the data.
  */
-import { CompiledQuery, type Compilable, type Kysely, type Transaction } from 'kysely';
-import type { Database } from './schema.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
+import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
+import type { Database, Db } from './schema.js';
 
 /** Stands for the value at `index` of a call's arguments while a statement is compiled. */
 export class Slot {

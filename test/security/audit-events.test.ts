@@ -8,6 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { expect, it, vi } from 'vitest';
 import { openDeployment } from '../../src/cli/deployment.js';
 import { tokenCreateCommand } from '../../src/cli/server-commands.js';
@@ -189,6 +190,131 @@ await describeStores('audit events of the API', (store) => {
       expect((await call(t, 'DELETE', `${WS}/flows/${name}`, { token: editor })).status).toBe(204);
     });
     expect(deleted.parsed).toEqual({ flow: ref });
+  });
+
+  it('a change whose audit entry cannot be written does not happen (flows, connections, tokens)', async () => {
+    const t = server();
+    const admin = await t.token('admin');
+    const ws = await workspaceId(t);
+    await putFlow(t, 'kept-flow', flowText('kept-flow'));
+    const db = t.server.context.home.db;
+    const connection = { type: 'postgres', settings: { host: 'db.example.test', database: 'x', user: 'u' } };
+    expect(
+      (await call(t, 'PUT', `${WS}/connections/kept-conn`, { token: admin, body: connection })).status,
+    ).toBe(201);
+    const { id: tokenId } = (
+      await call<{ id: string }>(t, 'POST', `${WS}/tokens`, {
+        token: admin,
+        body: { role: 'viewer', name: 'k' },
+      })
+    ).body;
+    const counts = async () => ({
+      flows: (await db.selectFrom('flows').select('name').where('workspace_id', '=', ws).execute()).map(
+        (row) => row.name,
+      ),
+      versions: (
+        await db.selectFrom('flow_versions').select('version').where('workspace_id', '=', ws).execute()
+      ).length,
+      connections: (
+        await db.selectFrom('connections').select('name').where('workspace_id', '=', ws).execute()
+      ).map((row) => row.name),
+      tokens: (
+        await db
+          .selectFrom('api_tokens')
+          .select(['id', 'revoked_at'])
+          .where('workspace_id', '=', ws)
+          .execute()
+      ).map((row) => `${row.id}:${row.revoked_at === null ? 'live' : 'revoked'}`),
+    });
+    const before = await counts();
+    const seq = await lastSeq(t);
+    // The audit log refuses every entry (a full disk, a lost connection: any failure to append).
+    if (store === 'sqlite') {
+      await sql`create trigger audit_down before insert on audit_log
+        begin select raise(abort, 'audit log unavailable'); end`.execute(db);
+    } else {
+      await sql`create function audit_down() returns trigger language plpgsql
+        as $$ begin raise exception 'audit log unavailable'; end $$`.execute(db);
+      await sql`create trigger audit_down before insert on audit_log
+        for each row execute function audit_down()`.execute(db);
+    }
+    try {
+      const refused = [
+        await call(t, 'PUT', `${WS}/flows/new-flow`, {
+          token: admin,
+          body: flowText('new-flow'),
+          headers: { 'content-type': 'application/yaml' },
+        }),
+        await call(t, 'PUT', `${WS}/flows/kept-flow`, {
+          token: admin,
+          body: flowText('kept-flow', '\n  - id: out\n    output: { from: values, respond: true }'),
+          headers: { 'content-type': 'application/yaml' },
+        }),
+        await call(t, 'DELETE', `${WS}/flows/kept-flow`, { token: admin }),
+        await call(t, 'PUT', `${WS}/connections/new-conn`, { token: admin, body: connection }),
+        await call(t, 'PUT', `${WS}/connections/kept-conn`, {
+          token: admin,
+          body: { ...connection, settings: { ...connection.settings, database: 'changed' } },
+        }),
+        await call(t, 'DELETE', `${WS}/connections/kept-conn`, { token: admin }),
+        await call(t, 'POST', `${WS}/tokens`, { token: admin, body: { role: 'viewer', name: 'n' } }),
+        await call(t, 'DELETE', `${WS}/tokens/${tokenId}`, { token: admin }),
+      ];
+      expect(refused.map((reply) => reply.status)).toEqual(Array(refused.length).fill(500));
+    } finally {
+      await sql`drop trigger audit_down${sql.raw(store === 'sqlite' ? '' : ' on audit_log')}`.execute(db);
+      if (store === 'postgres') await sql`drop function audit_down()`.execute(db);
+    }
+    // Nothing changed, and nothing was recorded.
+    expect(await counts()).toEqual(before);
+    expect(await entriesAfter(t, seq)).toEqual([]);
+    const kept = await db
+      .selectFrom('connections')
+      .select('settings')
+      .where('workspace_id', '=', ws)
+      .where('name', '=', 'kept-conn')
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(kept.settings)).toMatchObject({ database: 'x' });
+    // With the log back, the same change goes through, with its entry.
+    await expectOneEntry(t, 'flow.created', await actorOfToken(t, admin), [], () =>
+      putFlow(t, 'new-flow', flowText('new-flow'), admin),
+    );
+  });
+
+  it('concurrent changes of one flow: every version is kept, each with its one entry, and the chain verifies', async () => {
+    const t = server();
+    const editor = await t.token('editor');
+    const ws = await workspaceId(t);
+    const seq = await lastSeq(t);
+    const texts = Array.from({ length: 8 }, (_, i) =>
+      flowText('raced-flow', `\n  - id: out${i}\n    output: { from: values, respond: true }`),
+    );
+    await Promise.all(texts.map((text) => putFlow(t, 'raced-flow', text, editor)));
+    const versions = await t.server.context.home.db
+      .selectFrom('flow_versions')
+      .select('version')
+      .where('workspace_id', '=', ws)
+      .where('flow_name', '=', 'raced-flow')
+      .orderBy('version')
+      .execute();
+    expect(versions.map((row) => Number(row.version))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const entries = await entriesAfter(t, seq);
+    expect(entries.map((entry) => entry.action).sort()).toEqual([
+      'flow.changed',
+      'flow.changed',
+      'flow.changed',
+      'flow.changed',
+      'flow.changed',
+      'flow.changed',
+      'flow.changed',
+      'flow.created',
+    ]);
+    expect(
+      entries
+        .map((entry) => (JSON.parse(entry.details) as { version: number }).version)
+        .sort((a, b) => a - b),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(await verifyAuditChain(t.server.context.home.db)).toMatchObject({ ok: true });
   });
 
   it('reading a run’s step samples is a data reveal: one entry with the run id, no values', async () => {

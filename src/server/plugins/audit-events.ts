@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AuditEntry } from '../../privacy/audit.js';
+import type { Db } from '../../store/schema.js';
 import { actorOf, scopeOf, workspaceOf } from '../auth.js';
 
 /** An opaque, stable id for a named thing of a workspace (a flow, a connection). */
@@ -15,20 +16,24 @@ export function nameRef(workspaceId: string, kind: 'flow' | 'connection', name: 
 }
 
 /**
- * Append an entry for a guarded route, in the audit log of the workspace's region, after the
- * change it records is done (a failed request leaves none).
+ * Append an entry for a guarded route, in the audit log of the workspace's region. A change is
+ * recorded in the change's own transaction (`trx`, from `audit.transaction`): both commit or
+ * neither, so no change goes unaudited. A read is recorded before its data is sent.
  */
 export async function auditRoute(
   request: FastifyRequest,
   action: string,
   details: NonNullable<AuditEntry['details']>,
-  count?: number,
+  options: { count?: number; trx?: Db } = {},
 ): Promise<void> {
-  await scopeOf(request).audit.append({
-    workspaceId: workspaceOf(request).id,
-    actor: actorOf(request),
-    action,
-    details,
-    ...(count === undefined ? {} : { count }),
-  });
+  await scopeOf(request).audit.append(
+    {
+      workspaceId: workspaceOf(request).id,
+      actor: actorOf(request),
+      action,
+      details,
+      ...(options.count === undefined ? {} : { count: options.count }),
+    },
+    options.trx,
+  );
 }

@@ -221,10 +221,15 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
         updated_at: now,
         updated_by: actorOf(request),
       };
-      const { created } = await scopeOf(request).store.connections.put(row);
-      await auditRoute(request, created ? 'connection.created' : 'connection.changed', {
-        connection: nameRef(workspace.id, 'connection', name),
-        secretsReplaced: !keep,
+      const { created } = await scopeOf(request).audit.transaction(async (trx) => {
+        const put = await scopeOf(request).store.connections.put(row, trx);
+        await auditRoute(
+          request,
+          put.created ? 'connection.created' : 'connection.changed',
+          { connection: nameRef(workspace.id, 'connection', name), secretsReplaced: !keep },
+          { trx },
+        );
+        return put;
       });
       return reply.code(created ? 201 : 200).send({ connection: view(row) });
     },
@@ -289,11 +294,16 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
     async (request, reply) => {
       const { name } = request.params as { name: string };
       const workspaceId = workspaceOf(request).id;
-      if (!(await scopeOf(request).store.connections.delete(workspaceId, name))) {
-        throw notFound(`connection "${name}"`);
-      }
-      await auditRoute(request, 'connection.deleted', {
-        connection: nameRef(workspaceId, 'connection', name),
+      await scopeOf(request).audit.transaction(async (trx) => {
+        if (!(await scopeOf(request).store.connections.delete(workspaceId, name, trx))) {
+          throw notFound(`connection "${name}"`);
+        }
+        await auditRoute(
+          request,
+          'connection.deleted',
+          { connection: nameRef(workspaceId, 'connection', name) },
+          { trx },
+        );
       });
       return reply.code(204).send();
     },

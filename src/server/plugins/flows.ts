@@ -90,19 +90,23 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
           'make the URL and the flow’s name field agree',
         );
       }
-      const { flow, created, changed } = await scopeOf(request).store.flows.put({
-        workspaceId: workspace.id,
-        flow: loaded.flow,
-        source,
-        format,
-        author: actorOf(request),
+      const { flow, created, changed } = await scopeOf(request).audit.transaction(async (trx) => {
+        const put = await scopeOf(request).store.flows.put(
+          { workspaceId: workspace.id, flow: loaded.flow, source, format, author: actorOf(request) },
+          trx,
+        );
+        // An unchanged text is no flow change: nothing to audit.
+        if (put.changed) {
+          await auditRoute(
+            request,
+            put.created ? 'flow.created' : 'flow.changed',
+            { flow: nameRef(workspace.id, 'flow', name), version: put.flow.version },
+            { trx },
+          );
+        }
+        return put;
       });
       if (changed) {
-        // An unchanged text is no flow change: nothing to audit.
-        await auditRoute(request, created ? 'flow.created' : 'flow.changed', {
-          flow: nameRef(workspace.id, 'flow', name),
-          version: flow.version,
-        });
         context.hookTargets?.forget();
         void scopeOf(request).triggers?.refresh();
       }
@@ -222,8 +226,11 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
     async (request, reply) => {
       const { name } = request.params as { name: string };
       const workspaceId = workspaceOf(request).id;
-      if (!(await scopeOf(request).store.flows.delete(workspaceId, name))) throw notFound(`flow "${name}"`);
-      await auditRoute(request, 'flow.deleted', { flow: nameRef(workspaceId, 'flow', name) });
+      await scopeOf(request).audit.transaction(async (trx) => {
+        if (!(await scopeOf(request).store.flows.delete(workspaceId, name, trx)))
+          throw notFound(`flow "${name}"`);
+        await auditRoute(request, 'flow.deleted', { flow: nameRef(workspaceId, 'flow', name) }, { trx });
+      });
       context.hookTargets?.forget();
       void scopeOf(request).triggers?.refresh();
       return reply.code(204).send();

@@ -62,7 +62,7 @@ export async function gatewayPlugin(app: FastifyInstance, context: ServerContext
       );
       // Stored webhook bodies are payloads: returning any is a data reveal, audited with their count.
       const bodies = page.items.filter((row) => row.body !== null).length;
-      if (bodies > 0) await auditRoute(request, 'gateway.bodies.read', {}, bodies);
+      if (bodies > 0) await auditRoute(request, 'gateway.bodies.read', {}, { count: bodies });
       return { items: page.items.map(view), next: page.next };
     },
   );

@@ -116,12 +116,19 @@ export async function tokensPlugin(app: FastifyInstance, context: ServerContext)
       const expiresAt =
         expiresInDays === undefined ? undefined : Date.now() + Math.round(expiresInDays * 86_400_000);
       const workspaceId = workspaceOf(request).id;
-      const created = await createToken(context.home.tokens, { workspaceId, role, name, expiresAt });
-      await context.audit.append({
-        workspaceId,
-        actor: actorOf(request),
-        action: 'token.created',
-        details: { tokenId: created.id, role, expires: expiresAt !== undefined },
+      // Tokens and their audit entries live in the home region (context.audit is its log).
+      const created = await context.audit.transaction(async (trx) => {
+        const made = await createToken(context.home.tokens, { workspaceId, role, name, expiresAt }, trx);
+        await context.audit.append(
+          {
+            workspaceId,
+            actor: actorOf(request),
+            action: 'token.created',
+            details: { tokenId: made.id, role, expires: expiresAt !== undefined },
+          },
+          trx,
+        );
+        return made;
       });
       return reply.code(201).send({
         id: created.id,
@@ -157,12 +164,17 @@ export async function tokensPlugin(app: FastifyInstance, context: ServerContext)
           `the role "${caller.role}" may not revoke a token with the higher role "${token.role}"`,
         );
       }
-      await context.home.tokens.revoke(workspace.id, id, Date.now());
-      await context.audit.append({
-        workspaceId: workspace.id,
-        actor: actorOf(request),
-        action: 'token.revoked',
-        details: { tokenId: id, alreadyRevoked: token.revoked_at !== null },
+      await context.audit.transaction(async (trx) => {
+        await context.home.tokens.revoke(workspace.id, id, Date.now(), trx);
+        await context.audit.append(
+          {
+            workspaceId: workspace.id,
+            actor: actorOf(request),
+            action: 'token.revoked',
+            details: { tokenId: id, alreadyRevoked: token.revoked_at !== null },
+          },
+          trx,
+        );
       });
       return reply.code(204).send();
     },
