@@ -195,6 +195,33 @@ export class FlowRepository {
   }
 
   /**
+   * Enable or disable a flow (its trigger, and manual runs). Undefined when there is no such
+   * flow; `changed` is false when it already was so. A flow parked by its workspace's closing
+   * (`enabled` 2) is left as it is: reopening the workspace resumes it.
+   */
+  async setEnabled(
+    workspaceId: string,
+    name: string,
+    enabled: boolean,
+    trx: Db = this.db,
+  ): Promise<{ flow: FlowRow; changed: boolean } | undefined> {
+    const result = await trx
+      .updateTable('flows')
+      .set({ enabled: enabled ? 1 : 0 })
+      .where('workspace_id', '=', workspaceId)
+      .where('name', '=', name)
+      .where('enabled', '=', enabled ? 0 : 1)
+      .executeTakeFirst();
+    const flow = await trx
+      .selectFrom('flows')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return flow && { flow, changed: Number(result.numUpdatedRows) === 1 };
+  }
+
+  /**
    * Delete a flow and every record derived from it that may hold its data (SPEC 2): versions,
    * trigger state and seen poll rows, webhook event ids, the gateway log (bodies), notifications,
    * and the inputs (DLQ) and execution details of its ended runs; its dead-lettered runs are

@@ -2,7 +2,9 @@
  * Flows: `PUT /workspaces/{ws}/flows/{name}` stores a flow from YAML (application/yaml) or JSON
  * and makes a new version when its text changed; reads list flows and give one with its
  * versions. The text is validated exactly as `lethe validate` does, and every problem comes
- * back at once with line and column. Creating, changing and deleting a flow are audited.
+ * back at once with line and column. `POST …/enable` and `…/disable` switch a flow's trigger
+ * (and manual runs) on and off without changing its text. Creating, changing, enabling,
+ * disabling and deleting a flow are audited, each in the change's own transaction.
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -211,6 +213,54 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
       };
     },
   );
+
+  for (const [action, enabled] of [
+    ['enable', true],
+    ['disable', false],
+  ] as const) {
+    app.post(
+      `/workspaces/:ws/flows/:name/${action}`,
+      {
+        onRequest: guard(context, 'flow.write'),
+        schema: {
+          summary: enabled
+            ? 'Enable a flow: its webhook, schedule or poll fires again and manual runs are accepted'
+            : 'Disable a flow: its webhook answers 404, its schedule and poll stop, manual runs are refused (409); runs already queued still run',
+          tags: ['flows'],
+          params: FlowParams,
+          response: {
+            200: Type.Object({
+              flow: FlowSummary,
+              changed: Type.Boolean({ description: 'false when the flow already was so' }),
+            }),
+            ...GUARDED_ERRORS,
+          },
+        },
+      },
+      async (request) => {
+        const { name } = request.params as { name: string };
+        const workspaceId = workspaceOf(request).id;
+        const result = await scopeOf(request).audit.transaction(async (trx) => {
+          const set = await scopeOf(request).store.flows.setEnabled(workspaceId, name, enabled, trx);
+          if (!set) throw notFound(`flow "${name}"`);
+          if (set.changed) {
+            await auditRoute(
+              request,
+              enabled ? 'flow.enabled' : 'flow.disabled',
+              { flow: nameRef(workspaceId, 'flow', name) },
+              { trx },
+            );
+          }
+          return set;
+        });
+        if (result.changed) {
+          context.hookTargets?.forget();
+          void scopeOf(request).triggers?.refresh();
+        }
+        return { flow: summary(result.flow), changed: result.changed };
+      },
+    );
+  }
 
   app.delete(
     '/workspaces/:ws/flows/:name',
