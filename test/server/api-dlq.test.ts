@@ -101,6 +101,49 @@ await describeStores('dead-letter queue API', (store) => {
     const detail = await waitForRun(t, id);
     expect(detail.details).toBeNull();
     expect(detail.input).toMatchObject({ kept: false, stored: false });
+    // Nor can its input be read: the answer says why.
+    expect(expectError(await call(t, 'GET', `${WS}/dlq/${id}/input`), 409, 'INPUT_NOT_KEPT').message).toMatch(
+      /not kept.*confidential/,
+    );
+  });
+
+  it('shows an incomplete run’s kept input to a viewer, audited as a data reveal', async () => {
+    const t = server();
+    await putFlow(
+      t,
+      'held',
+      flowReading('held', 'held-missing.csv').replace(
+        'steps:',
+        'params: { region: { type: string } }\nsteps:',
+      ),
+    );
+    const id = await startRun(t, 'held', { region: 'north-7731' });
+    expect((await waitForRun(t, id)).run.status).toBe('incomplete');
+    const viewer = await t.token('viewer');
+    const db = t.server.context.home.db;
+    const last = async () =>
+      Number(
+        (await db.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst())
+          ?.seq ?? 0,
+      );
+    const seq = await last();
+    const input = await call<{ runId: string; params: Record<string, unknown>; payload: unknown }>(
+      t,
+      'GET',
+      `${WS}/dlq/${id}/input`,
+      { token: viewer },
+    );
+    expect(input.status, input.text).toBe(200);
+    expect(input.body).toEqual({ runId: id, params: { region: 'north-7731' }, payload: null });
+    const entries = await db.selectFrom('audit_log').selectAll().where('seq', '>', seq).execute();
+    expect(entries.map((entry) => [entry.action, JSON.parse(entry.details)])).toEqual([
+      ['dlq.input.read', { runId: id }],
+    ]);
+    expect(JSON.stringify(entries)).not.toContain('north-7731');
+    // Out of the queue, it is no longer there to read.
+    expect((await call(t, 'DELETE', `${WS}/dlq/${id}`)).status).toBe(204);
+    expectError(await call(t, 'GET', `${WS}/dlq/${id}/input`), 409, 'NOT_IN_DLQ');
+    expectError(await call(t, 'GET', `${WS}/dlq/${UNKNOWN}/input`), 404, 'NOT_FOUND');
   });
 
   it('pages with limit and cursor', async () => {

@@ -2,7 +2,8 @@
  * The dead-letter queue: runs that ended `incomplete` (their attempts spent, or stopped by a
  * crash), kept with their trigger input for standard flows so they can be retried. Retry sends
  * one back to the queue with fresh attempts; discard gives up on it (it becomes failed,
- * DISCARDED, and its input is deleted). Runs that kept no input (confidential flows, workspaces
+ * DISCARDED, and its input is deleted). Reading an entry's kept input (params and trigger
+ * payload), to decide between the two, is a data reveal and is audited. Runs that kept no input (confidential flows, workspaces
  * that deny log access) are listed with a note saying so, and cannot be retried unless they
  * need no input (scheduled runs); nor can runs that were given credentials at run time, which
  * were forgotten when the run ended.
@@ -11,6 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { pageLimit } from '../../store/ids.js';
 import { guard, scopeOf, workspaceOf } from '../auth.js';
+import { auditRoute } from './audit-events.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import type { RunInputWithCredentials } from '../../runs/credentials.js';
@@ -71,6 +73,44 @@ export async function dlqPlugin(app: FastifyInstance, context: ServerContext): P
         }),
         next: page.next,
       };
+    },
+  );
+
+  app.get(
+    '/workspaces/:ws/dlq/:id/input',
+    {
+      onRequest: guard(context, 'dlq.read'),
+      schema: {
+        summary:
+          'Read the input an incomplete run kept (its params and trigger payload): a data reveal, audited',
+        tags: ['dlq'],
+        params: RunParams,
+        response: {
+          200: Type.Object({
+            runId: Type.String(),
+            params: Type.Record(Type.String(), Type.Unknown()),
+            payload: Type.Union([Type.Array(Type.Unknown()), Type.Null()], {
+              description: 'The trigger payload (webhook body, polled rows); null for runs without one',
+            }),
+          }),
+          ...GUARDED_ERRORS,
+          ...CONFLICT_ERRORS,
+        },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const run = await incomplete(request, id);
+      const input = run.input_kept === 1 ? await scopeOf(request).store.runs.input(id) : undefined;
+      if (!input) {
+        throw new HttpError(
+          409,
+          'INPUT_NOT_KEPT',
+          run.input_kept === 1 ? `run "${id}" has no stored input` : `run "${id}": ${inputNote(run)}`,
+        );
+      }
+      await auditRoute(request, 'dlq.input.read', { runId: id });
+      return { runId: id, params: input.params, payload: input.payload ?? null };
     },
   );
 
