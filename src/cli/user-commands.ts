@@ -125,14 +125,18 @@ export function registerUserCommands(program: Command, setExitCode: (code: numbe
             }
             const memberRole = options.workspace === undefined ? undefined : role(options.role);
             const password = await readNewPassword();
+            // Said before a workspace is made for a user who cannot be.
+            if (await people.userByEmail(options.email)) {
+              throw new LetheError('CONFLICT', 'a user with that e-mail address exists already');
+            }
+            const membership =
+              options.workspace !== undefined && memberRole !== undefined
+                ? { workspaceId: await workspaceId(opened, options.workspace, true), role: memberRole }
+                : undefined;
             const created = await people.createUser(
-              { email: options.email, password, operator: options.operator },
+              { email: options.email, password, operator: options.operator, membership },
               ACTOR,
             );
-            if (options.workspace !== undefined && memberRole !== undefined) {
-              const id = await workspaceId(opened, options.workspace, true);
-              await people.setMembership({ workspaceId: id, userId: created.id, role: memberRole }, ACTOR);
-            }
             // The id alone on stdout, for scripts.
             process.stdout.write(`${created.id}\n`);
           }),

@@ -130,9 +130,17 @@ export class People {
     return user;
   }
 
-  /** Make a user (with a password, or without one until an invite or reset sets it). */
+  /**
+   * Make a user (with a password, or without one until an invite or reset sets it), and their
+   * membership of a workspace when given, in one transaction.
+   */
   async createUser(
-    options: { email: string; password?: string; operator?: boolean },
+    options: {
+      email: string;
+      password?: string;
+      operator?: boolean;
+      membership?: { workspaceId: string; role: string };
+    },
     actor: string,
   ): Promise<UserRow> {
     const email = normalizeEmail(options.email);
@@ -164,6 +172,8 @@ export class People {
         },
         trx,
       );
+      if (options.membership)
+        await this.setMembership({ ...options.membership, userId: user.id }, actor, trx);
     });
     return user;
   }
@@ -513,7 +523,9 @@ export class People {
     }
     const now = this.now();
     return this.transaction(async (trx) => {
-      let user = await this.store.users.byEmail(email, trx);
+      // Locked (PostgreSQL), so that forgetting people who never joined cannot take this one
+      // while the invite is being made.
+      let user = await this.store.users.byEmail(email, trx, this.store.dialect === 'postgres');
       if (!user) {
         user = {
           id: newId(now),
@@ -568,8 +580,30 @@ export class People {
         { workspaceId, actor, action: 'invite.revoked', details: { tokenId: id }, at: now },
         trx,
       );
+      await this.forgetNeverJoined(now, actor, trx);
       return true;
     });
+  }
+
+  /**
+   * Delete the accounts invites made for people who never joined (their e-mail address has no
+   * purpose once no invite is open): when an invite is withdrawn, and on every sweep for those
+   * that expired. Audited with the user id only.
+   */
+  private async forgetNeverJoined(now: number, actor: string, trx: Transaction<Database>): Promise<number> {
+    const lock = this.store.dialect === 'postgres';
+    let forgotten = 0;
+    for (const id of await this.store.users.neverJoined(now, lock, trx)) {
+      // PostgreSQL: the row is ours now; a fresh look sees an invite committed while we waited.
+      if (lock && (await this.store.users.neverJoined(now, false, trx, id)).length === 0) continue;
+      await this.store.users.forget(id, trx);
+      await this.audit.append(
+        { actor, action: 'user.forgotten', details: { userId: id, reason: 'never joined' }, at: now },
+        trx,
+      );
+      forgotten++;
+    }
+    return forgotten;
   }
 
   /** A reset token for a user (their sessions go on until the token is used). */
@@ -730,11 +764,16 @@ export class People {
     this.sweep().catch(() => undefined);
   }
 
-  /** Delete ended sessions and spent tokens (a week after they were used or expired). */
-  async sweep(): Promise<{ sessions: number; tokens: number }> {
+  /**
+   * Delete ended sessions, the accounts of people whose invites ended without their joining,
+   * and spent tokens (a week after they were used or expired).
+   */
+  async sweep(): Promise<{ sessions: number; tokens: number; neverJoined: number }> {
     const now = this.now();
     const sessions = await this.store.sessions.deleteExpired(now, now - this.config.sessionIdleMs);
+    // Before the spent tokens go: the ended invite is what tells such an account apart.
+    const neverJoined = await this.transaction((trx) => this.forgetNeverJoined(now, 'retention', trx));
     const tokens = await this.store.userTokens.deleteSpent(now - 7 * 24 * HOUR);
-    return { sessions, tokens };
+    return { sessions, tokens, neverJoined };
   }
 }

@@ -16,8 +16,57 @@ export type UserTokenRow = UserTokensTable;
 export class UserRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async byEmail(email: string, db: Db = this.db): Promise<UserRow | undefined> {
-    return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+  /** With `lock` (PostgreSQL) the row stays locked until the transaction ends. */
+  async byEmail(email: string, db: Db = this.db, lock = false): Promise<UserRow | undefined> {
+    const query = db.selectFrom('users').selectAll().where('email', '=', email);
+    return (lock ? query.forUpdate() : query).executeTakeFirst();
+  }
+
+  /**
+   * People an invite made who never joined: no password, no membership, no invite or reset
+   * still open, and an invite that ended (withdrawn, expired or spent). With `lock`
+   * (PostgreSQL) their rows stay locked until the transaction ends.
+   */
+  async neverJoined(now: number, lock: boolean, db: Db = this.db, only?: string): Promise<string[]> {
+    let query = db
+      .selectFrom('users')
+      .select('id')
+      .where('password_hash', 'is', null)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('memberships').select('user_id').whereRef('memberships.user_id', '=', 'users.id'),
+          ),
+        ),
+      )
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('user_tokens')
+              .select('id')
+              .whereRef('user_tokens.user_id', '=', 'users.id')
+              .where('used_at', 'is', null)
+              .where('expires_at', '>', now),
+          ),
+        ),
+      )
+      .where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('user_tokens')
+            .select('id')
+            .whereRef('user_tokens.user_id', '=', 'users.id')
+            .where('purpose', '=', 'invite'),
+        ),
+      );
+    if (only !== undefined) query = query.where('id', '=', only);
+    return (await (lock ? query.forUpdate() : query).execute()).map((row) => row.id);
+  }
+
+  /** Delete a user with their tokens and sessions (for people who never joined). */
+  async forget(id: string, db: Db = this.db): Promise<void> {
+    await db.deleteFrom('user_tokens').where('user_id', '=', id).execute();
+    await db.deleteFrom('sessions').where('user_id', '=', id).execute();
+    await db.deleteFrom('users').where('id', '=', id).execute();
   }
 
   async byId(id: string, db: Db = this.db): Promise<UserRow | undefined> {

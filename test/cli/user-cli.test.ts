@@ -62,6 +62,26 @@ describe('lethe user and lethe member', () => {
     );
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toMatch(/exists already/);
+    // …with a workspace too: nothing is made, not even the workspace.
+    const withWorkspace = await lethe(
+      [
+        'user',
+        'create',
+        '--email',
+        email,
+        '--workspace',
+        'fresh-ws',
+        '--role',
+        'viewer',
+        '--data-dir',
+        dataDir,
+      ],
+      `${OTHER_PASSWORD}\n`,
+    );
+    expect(withWorkspace.code).not.toBe(0);
+    expect(withWorkspace.stderr).toMatch(/exists already/);
+    const workspaces = await lethe(['workspace', 'list', '--data-dir', dataDir]);
+    expect(workspaces.stdout).not.toContain('fresh-ws');
 
     const t = await startTestServer({ store: 'sqlite', dataDir });
     try {

@@ -283,6 +283,75 @@ await describeStores('invites and password resets', (store) => {
     expect((await auditEntries(t, 'invite.revoked')).some((e) => e.details.includes(link.id))).toBe(true);
   });
 
+  it('forgets the account an invite made once its last invite is withdrawn; a user who has joined or has a password stays', async () => {
+    const t = server();
+    const admin = await t.token('admin');
+    const db = t.server.context.home.db;
+    const userRow = (email: string) =>
+      db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email).executeTakeFirst();
+    const withdraw = async (link: Link) =>
+      expect((await call(t, 'DELETE', `${WS}/members/invites/${link.id}`, { token: admin })).status).toBe(
+        204,
+      );
+
+    // A new address, invited twice: the account stays while one invite is open.
+    const email = uniqueEmail('never-joined');
+    const first = await inviteOk(t, email, 'viewer');
+    const second = await inviteOk(t, email, 'editor');
+    const made = await userRow(email);
+    expect(made?.password_hash).toBeNull();
+    await withdraw(first);
+    expect(await userRow(email)).toBeDefined();
+    await withdraw(second);
+    expect(await userRow(email)).toBeUndefined();
+    const leftovers = await db
+      .selectFrom('user_tokens')
+      .select('id')
+      .where('user_id', '=', made!.id)
+      .execute();
+    expect(leftovers).toEqual([]);
+    const forgotten = (await auditEntries(t, 'user.forgotten')).filter((e) => e.details.includes(made!.id));
+    expect(forgotten).toHaveLength(1);
+    expect(forgotten[0]!.details).not.toContain(email);
+    // Invited again later, the address gets a fresh account that works.
+    const again = await inviteOk(t, email, 'viewer');
+    expect((await post(t, '/invites/accept', { token: again.token, password: PASSWORD })).status).toBe(200);
+
+    // Someone with an account: withdrawing their invite leaves it alone.
+    const existing = await makeUser(t);
+    await withdraw(await inviteOk(t, existing.email, 'viewer'));
+    expect(await userRow(existing.email)).toBeDefined();
+  });
+
+  it('forgets the account of an invite that expired unaccepted at the next sweep', async () => {
+    const t = await ownServer();
+    const clock = useClock(t);
+    try {
+      const email = uniqueEmail('expired-invite');
+      const link = await inviteOk(t, email, 'viewer');
+      const joined = uniqueEmail('joined');
+      const accepted = await inviteOk(t, joined, 'viewer');
+      expect((await post(t, '/invites/accept', { token: accepted.token, password: PASSWORD })).status).toBe(
+        200,
+      );
+      expect((await people(t).sweep()).neverJoined).toBe(0);
+      clock.advance(72 * HOUR + MINUTE);
+      expectError(
+        await post(t, '/invites/accept', { token: link.token, password: PASSWORD }),
+        400,
+        'INVALID_TOKEN',
+      );
+      expect((await people(t).sweep()).neverJoined).toBe(1);
+      const emails = (await t.server.context.home.db.selectFrom('users').select('email').execute()).map(
+        (row) => row.email,
+      );
+      expect(emails).not.toContain(email);
+      expect(emails).toContain(joined);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('refuses a weak or common password with a clear error, and the invite stays usable', async () => {
     const t = server();
     const email = uniqueEmail('weak');
