@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'CONFLICT' // the request clashes with what exists (an idempotency key used for another flow…)
   | 'INPUT_LOST' // a run's input was held in memory only (confidential) and the process that held it is gone
   | 'CREDENTIALS_LOST' // credentials given at run time were held in memory only and are gone
+  | 'FLOW_DELETED' // the run's flow was deleted before the run could end: nothing to retry it with
   | 'UNAVAILABLE' // something needed is not there now (a region not configured, a workspace being moved)
   | 'INTERNAL';
 

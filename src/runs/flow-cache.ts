@@ -35,7 +35,8 @@ export class FlowCache {
       return cached;
     }
     const row = await this.flows.version(workspaceId, name, version);
-    if (!row) throw new LetheError('FLOW_INVALID', `flow "${name}" version ${version} no longer exists`);
+    // Versions go only with their flow (or workspace).
+    if (!row) throw new LetheError('FLOW_DELETED', `flow "${name}" was deleted before this run could start`);
     const loaded = parseFlow(row.source, `${name}.${row.format}`, this.filesDir(workspaceName));
     this.cache.set(key, loaded);
     if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);

@@ -49,6 +49,7 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set([
   'CONNECTIONS_INVALID',
   'INPUT_LOST',
   'CREDENTIALS_LOST',
+  'FLOW_DELETED',
 ]);
 
 /** Rows of each step's output kept in execution details (standard flows). */
@@ -519,7 +520,7 @@ export class Runner {
   }
 
   private async record(run: RunRow, ending: Ending): Promise<RunCompletion> {
-    const { result, error, durationMs, direct, keepsPayloads, redactor, isDirect, now, reason } = ending;
+    const { result, durationMs, direct, keepsPayloads, redactor, isDirect, now, reason } = ending;
     if (result?.status === 'cancelled' && reason === 'shutdown') {
       await this.store.commits.submit(async (trx) => {
         if (isDirect) {
@@ -537,16 +538,33 @@ export class Runner {
       });
       return this.complete({ runId: run.id, status: 'requeued', response: undefined, error: undefined });
     }
+    let error = ending.error;
+    const cancelled = result?.status === 'cancelled' || error?.code === 'CANCELLED';
+    // A run whose flow was deleted while it ran has nothing to be retried with: it fails, and
+    // keeps no input in the dead-letter queue (the flow's deletion discarded the rest).
+    if (
+      error &&
+      !cancelled &&
+      error.code !== 'FLOW_DELETED' &&
+      !(await this.store.flows.get(run.workspace_id, run.flow_name))
+    ) {
+      error = new LetheError('FLOW_DELETED', `flow "${run.flow_name}" was deleted while this run ran`, {
+        step: error.details.step,
+      });
+    }
     const flowRetry = await this.retryPolicy(run);
     const permanent = error !== undefined && PERMANENT.has(error.code);
-    const cancelled = result?.status === 'cancelled' || error?.code === 'CANCELLED';
     if (error && !cancelled && !permanent && run.attempt < run.max_attempts && !isDirect) {
       const at = now + backoffMs(flowRetry, run.attempt);
       await this.store.commits.submit((trx) => this.store.runs.requeue(trx, run.id, at));
       await this.loadDue();
       return { runId: run.id, status: 'requeued', response: undefined, error: redactor.error(error) };
     }
-    const status: RunOutcome['status'] = !error ? 'succeeded' : cancelled ? 'failed' : 'incomplete';
+    const status: RunOutcome['status'] = !error
+      ? 'succeeded'
+      : cancelled || error.code === 'FLOW_DELETED'
+        ? 'failed'
+        : 'incomplete';
     const steps = result?.steps ?? [];
     const outcome: RunOutcome = {
       status,

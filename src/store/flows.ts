@@ -225,21 +225,28 @@ export class FlowRepository {
    * Delete a flow and every record derived from it that may hold its data (SPEC 2): versions,
    * trigger state and seen poll rows, webhook event ids, the gateway log (bodies), notifications,
    * and the inputs (DLQ) and execution details of its ended runs; its dead-lettered runs are
-   * discarded (nothing could retry them). The run summaries stay in the activity stream (ids and
-   * counts only) until retention ages them out; a queued or running run is left to end.
+   * discarded (nothing could retry them), and its queued runs fail FLOW_DELETED without their
+   * inputs. The run summaries stay in the activity stream (ids and counts only) until retention
+   * ages them out; a running run is left to end. Undefined when there is no such flow;
+   * otherwise the ids of the queued runs that were failed (whoever holds their inputs in memory
+   * drops them).
    */
-  async delete(workspaceId: string, name: string, trx?: Db): Promise<boolean> {
+  async delete(workspaceId: string, name: string, trx?: Db): Promise<{ queuedFailed: string[] } | undefined> {
     if (trx) return this.deleteIn(workspaceId, name, trx);
     return this.db.transaction().execute((own) => this.deleteIn(workspaceId, name, own));
   }
 
-  private async deleteIn(workspaceId: string, name: string, trx: Db): Promise<boolean> {
+  private async deleteIn(
+    workspaceId: string,
+    name: string,
+    trx: Db,
+  ): Promise<{ queuedFailed: string[] } | undefined> {
     const result = await trx
       .deleteFrom('flows')
       .where('workspace_id', '=', workspaceId)
       .where('name', '=', name)
       .executeTakeFirst();
-    if (Number(result.numDeletedRows) === 0) return false;
+    if (Number(result.numDeletedRows) === 0) return undefined;
     const named = [
       'flow_versions',
       'trigger_state',
@@ -275,6 +282,25 @@ export class FlowRepository {
       .where('flow_name', '=', name)
       .where('status', '=', 'incomplete')
       .execute();
-    return true;
+    // Runs still waiting in the queue will not run: their inputs go now, not with the DLQ's
+    // retention. (A running run ends as it may; if it fails, it fails FLOW_DELETED.)
+    const queuedFailed = (
+      await trx
+        .updateTable('runs')
+        .set({ status: 'failed', error_code: 'FLOW_DELETED', finished_at: Date.now() })
+        .where('workspace_id', '=', workspaceId)
+        .where('flow_name', '=', name)
+        .where('status', '=', 'queued')
+        .returning('id')
+        .execute()
+    ).map((row) => row.id);
+    for (let at = 0; at < queuedFailed.length; at += 500) {
+      await trx
+        .deleteFrom('run_inputs')
+        .where('workspace_id', '=', workspaceId)
+        .where('run_id', 'in', queuedFailed.slice(at, at + 500))
+        .execute();
+    }
+    return { queuedFailed };
   }
 }

@@ -12,6 +12,10 @@
  * Each store test first finds its canaries where they are kept, so the scan provably sees
  * what is written, then proves them gone.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
 import { DATA_CLASSES } from '../../src/privacy/data-classes.js';
 import { DEFAULT_DUE_DAYS } from '../../src/privacy/erasure.js';
@@ -183,6 +187,64 @@ steps:
     expectSomewhere(after, keptValue, 'the other flow’s webhook body');
     expect(await rowsOf(t, 'run_details', [kept])).toHaveLength(1);
     expect((await call(t, 'GET', `${WS}/flows/kept`)).status).toBe(200);
+  });
+
+  it('deleting a flow fails its queued runs (FLOW_DELETED) and deletes their inputs; a run it cut short fails without entering the DLQ', async () => {
+    const t = server();
+    const flow = (file: string) => `version: 1
+name: waiting
+trigger: { webhook: { path: waiting, respond: accepted } }
+retry: { attempts: 3, backoff: fixed, delay: 1h }
+steps:
+  - id: hook
+    input: { trigger: true }
+  - id: read
+    input: { file: ${file}, types: { a: integer } }
+`;
+    await putFlow(t, 'waiting', flow('not-yet.csv'));
+    // The first attempt finds no file: the run waits an hour in the queue, its input kept.
+    const value = canary('queued-input');
+    const queued = await postHook(t, 'waiting', { value });
+    const waiting = await waitForRun(t, queued, (d) => d.run.status === 'queued' && d.run.attempt === 1);
+    expect(waiting.input).toMatchObject({ kept: true, stored: true });
+    expectSomewhere(await tableBlobs(t), value, 'the queued run’s input');
+
+    // A run in progress when the flow goes: it reads a pipe that is written only afterwards.
+    const pipe = join(t.dataDir, 'files', 'default', 'pipe.csv');
+    mkdirSync(dirname(pipe), { recursive: true });
+    execFileSync('mkfifo', [pipe]);
+    await putFlow(t, 'waiting', flow('pipe.csv'));
+    const running = await postHook(t, 'waiting', { value: canary('running-input') });
+    await waitForRun(t, running, (d) => d.run.status === 'running');
+
+    expect((await call(t, 'DELETE', `${WS}/flows/waiting`)).status).toBe(204);
+    // A row that does not convert: the run fails, and would have been retried or dead-lettered.
+    // Asynchronous: opening a pipe for writing waits for its reader, which is in this process.
+    await writeFile(pipe, 'a\nnot-a-number\n');
+    const { db } = t.server.context.store;
+    const ended = async () =>
+      db
+        .selectFrom('runs')
+        .select(['id', 'status', 'error_code'])
+        .where('id', 'in', [queued, running])
+        .execute();
+    for (let i = 0; i < 400 && (await ended()).some((run) => run.status === 'running'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    const runs = await ended();
+    expect(
+      runs
+        .map(({ id, status, error_code }) => ({ id, status, error_code }))
+        .sort((a, b) => a.id.localeCompare(b.id)),
+    ).toEqual(
+      [
+        { id: queued, status: 'failed', error_code: 'FLOW_DELETED' },
+        { id: running, status: 'failed', error_code: 'FLOW_DELETED' },
+      ].sort((a, b) => a.id.localeCompare(b.id)),
+    );
+    expect(await rowsOf(t, 'run_inputs', [queued, running])).toEqual([]);
+    expectNowhere(await tableBlobs(t), value, 'the queued run’s input');
+    const dlq = await call<{ items: unknown[] }>(t, 'GET', `${WS}/dlq?flow=waiting`);
+    expect(dlq.body.items).toEqual([]);
   });
 
   it('logs account ids only: signing in and managing members never logs an e-mail address', async () => {

@@ -172,13 +172,13 @@ await describeStores('repositories', (kind) => {
         await ctx.store.triggerState.set(ctx.store.db, ws.id, name, 'poll', { cursor: 5 }, 1);
         await ctx.store.triggerState.remember(ctx.store.db, ws.id, name, 'k1', 'r1', 1);
       }
-      expect(await ctx.store.flows.delete(ws.id, 'gone')).toBe(true);
+      expect(await ctx.store.flows.delete(ws.id, 'gone')).toEqual({ queuedFailed: [] });
       expect(await ctx.store.flows.get(ws.id, 'gone')).toBeUndefined();
       expect(await ctx.store.flows.versions(ws.id, 'gone')).toEqual([]);
       expect(await ctx.store.flows.byWebhookPath(ws.id, 'gone')).toBeUndefined();
       expect(await ctx.store.triggerState.get(ws.id, 'gone', 'poll')).toBeUndefined();
       expect(await ctx.store.triggerState.seen(ws.id, 'gone', ['k1'])).toEqual(new Map());
-      expect(await ctx.store.flows.delete(ws.id, 'gone')).toBe(false);
+      expect(await ctx.store.flows.delete(ws.id, 'gone')).toBeUndefined();
       expect((await ctx.store.flows.get(ws.id, 'kept'))?.version).toBe(1);
       expect(await ctx.store.triggerState.get(ws.id, 'kept', 'poll')).toEqual({ cursor: 5 });
       expect(await ctx.store.triggerState.seen(ws.id, 'kept', ['k1'])).toEqual(new Map([['k1', 'r1']]));

@@ -276,11 +276,14 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
     async (request, reply) => {
       const { name } = request.params as { name: string };
       const workspaceId = workspaceOf(request).id;
-      await scopeOf(request).audit.transaction(async (trx) => {
-        if (!(await scopeOf(request).store.flows.delete(workspaceId, name, trx)))
-          throw notFound(`flow "${name}"`);
+      const deleted = await scopeOf(request).audit.transaction(async (trx) => {
+        const gone = await scopeOf(request).store.flows.delete(workspaceId, name, trx);
+        if (!gone) throw notFound(`flow "${name}"`);
         await auditRoute(request, 'flow.deleted', { flow: nameRef(workspaceId, 'flow', name) }, { trx });
+        return gone;
       });
+      // The queued runs it failed will not run: what they held in memory goes too.
+      for (const id of deleted.queuedFailed) scopeOf(request).runner.dropInput(id);
       context.hookTargets?.forget();
       void scopeOf(request).triggers?.refresh();
       return reply.code(204).send();
