@@ -18,6 +18,7 @@
  */
 import { sql } from 'kysely';
 import { CONNECTORS } from '../connectors/registry.js';
+import { connectionsOf } from '../flow/connections.js';
 import { parseFlow } from '../flow/load.js';
 import type { Flow } from '../flow/validate.js';
 import type { KeystoreState } from '../security/keystore.js';
@@ -203,18 +204,6 @@ export const SECURITY_MEASURES = [
   'Retention: every stored record has a data class and a period; expired records are purged continuously.',
   'Closed workspaces are unreadable while in passive storage (their key sealed) and purged afterwards.',
 ];
-
-/** The connections a flow names — its webhook's signing secret, then its steps' — in order of first appearance. */
-function connectionsOf(flow: Pick<Flow, 'steps' | 'trigger'>): string[] {
-  const signing = flow.trigger?.webhook?.signature?.connection;
-  const names: string[] = signing === undefined ? [] : [signing];
-  for (const step of flow.steps) {
-    const body = step.body as { connection?: unknown } | null;
-    const name = body !== null && typeof body === 'object' ? body.connection : undefined;
-    if (typeof name === 'string' && !names.includes(name)) names.push(name);
-  }
-  return names;
-}
 
 function triggerDetail(flow: Flow | undefined, kind: TriggerKind, webhookPath: string | null): string | null {
   const trigger = flow?.trigger;
@@ -442,7 +431,7 @@ async function workspaceInventory(
       trigger,
       triggerDetail: triggerDetail(flow, trigger, row.webhook_path),
       state: row.enabled === 1 ? 'enabled' : row.enabled === PARKED_FLOW ? 'parked' : 'disabled',
-      connections: flow ? connectionsOf(flow) : [],
+      connections: flow ? connectionsOf(flow, { signing: true }) : [],
       storesPayloads,
       needsStoredCredentials: trigger !== 'manual',
       stored: flowStored(row.privacy, storesPayloads, trigger),

@@ -12,6 +12,7 @@ import { CONNECTORS } from '../connectors/registry.js';
 import { schemaProblems } from '../document/schema-problems.js';
 import { formatPath } from '../document/source.js';
 import { LetheError, LetheErrors } from '../errors/index.js';
+import { connectionsOf } from '../flow/connections.js';
 import { didYouMean } from '../errors/suggest.js';
 import type { Flow } from '../flow/validate.js';
 import type { Vault } from '../security/vault.js';
@@ -47,17 +48,6 @@ export interface RunInputWithCredentials extends RunInput {
   credentials?: string[];
 }
 
-/** The connections a flow's steps name, in the order they first appear. */
-export function flowConnections(flow: Pick<Flow, 'steps'>): string[] {
-  const names: string[] = [];
-  for (const step of flow.steps) {
-    const body = step.body as { connection?: unknown } | null;
-    const name = body && typeof body === 'object' ? body.connection : undefined;
-    if (typeof name === 'string' && !names.includes(name)) names.push(name);
-  }
-  return names;
-}
-
 function object(value: unknown): Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value)
     ? (value as Record<string, unknown>)
@@ -86,7 +76,7 @@ export async function checkCredentials(
   request: CheckCredentialsRequest,
 ): Promise<Map<string, HeldConnection>> {
   const { given, flow, workspaceId, vault, filesDir } = request;
-  const used = flowConnections(flow);
+  const used = connectionsOf(flow, { signing: false });
   const problems: LetheError[] = [];
   const held = new Map<string, HeldConnection>();
   // Messages never quote what was given: only names of fields and connections.

@@ -61,6 +61,16 @@ export class FlowRepository {
       .execute();
   }
 
+  /** Every flow of a workspace, by name. */
+  async all(workspaceId: string): Promise<FlowRow[]> {
+    return this.db
+      .selectFrom('flows')
+      .selectAll()
+      .where('workspace_id', '=', workspaceId)
+      .orderBy('name')
+      .execute();
+  }
+
   async list(workspaceId: string, limit: number, cursor?: string): Promise<Page<FlowRow>> {
     const after = decodeCursor(cursor);
     let query = this.db.selectFrom('flows').selectAll().where('workspace_id', '=', workspaceId);

@@ -63,6 +63,54 @@ await describeStores('connections API', (store) => {
       expectError(await call(t, 'DELETE', `${WS}/connections/local`), 404, 'NOT_FOUND');
     });
 
+    it('refuses to delete a connection that flows name (steps or webhook signature), saying which, unless forced', async () => {
+      const t = server();
+      for (const [name, body] of [
+        ['store', { type: 'sqlite', settings: { path: 'db/in-use.db', create: true } }],
+        ['signing', { type: 'webhook-secret', secrets: { secret: 'a-signing-secret-value' } }],
+        ['spare', { type: 'sqlite', settings: { path: 'db/spare.db', create: true } }],
+      ] as const) {
+        expect((await call(t, 'PUT', `${WS}/connections/${name}`, { body })).status).toBe(201);
+      }
+      await putFlow(
+        t,
+        'writer',
+        `version: 1
+name: writer
+steps:
+  - id: rows
+    input: { values: [{ a: 1 }] }
+  - id: out
+    output: { from: rows, connection: store, table: t, create: true }
+`,
+      );
+      await putFlow(
+        t,
+        'signed',
+        `version: 1
+name: signed
+trigger: { webhook: { path: signed, signature: { scheme: generic, connection: signing } } }
+steps:
+  - id: in
+    input: { trigger: true }
+`,
+      );
+      const refused = expectError(
+        await call(t, 'DELETE', `${WS}/connections/store`),
+        409,
+        'CONNECTION_IN_USE',
+      );
+      expect(refused.message).toBe('connection "store" is named by flow "writer"');
+      expect(
+        expectError(await call(t, 'DELETE', `${WS}/connections/signing`), 409, 'CONNECTION_IN_USE').message,
+      ).toMatch(/flow "signed"/);
+      expect((await call(t, 'GET', `${WS}/connections/store`)).status).toBe(200);
+      // Nobody names it: gone at once. Forced: gone.
+      expect((await call(t, 'DELETE', `${WS}/connections/spare`)).status).toBe(204);
+      expect((await call(t, 'DELETE', `${WS}/connections/store?force=true`)).status).toBe(204);
+      expectError(await call(t, 'GET', `${WS}/connections/store`), 404, 'NOT_FOUND');
+    });
+
     it('never returns a secret, and never stores one in plain text', async () => {
       const t = server();
       const password = secretValue();

@@ -4,8 +4,9 @@
  * settings schema; the connector's secret settings go in `secrets` only. Each secret is
  * encrypted by the vault (bound to workspace, connection and field) before it is stored, and
  * no read ever returns one: reads give the names of the secret fields that are set. File paths
- * in settings must stay inside the workspace's files folder. Changes and reads of one
- * connection are audited (./audit-events.ts).
+ * in settings must stay inside the workspace's files folder. Deleting a connection that flows
+ * still name is refused with their names (409 CONNECTION_IN_USE) unless `?force=true`.
+ * Changes and reads of one connection are audited (./audit-events.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -15,6 +16,7 @@ import { schemaProblems } from '../../document/schema-problems.js';
 import { formatPath } from '../../document/source.js';
 import { LetheError, LetheErrors } from '../../errors/index.js';
 import { didYouMean } from '../../errors/suggest.js';
+import { connectionsOf } from '../../flow/connections.js';
 import { pageLimit } from '../../store/ids.js';
 import type { ConnectionRow } from '../../store/records.js';
 import { actorOf, guard, scopeOf, workspaceOf } from '../auth.js';
@@ -285,15 +287,42 @@ export async function connectionsPlugin(app: FastifyInstance, context: ServerCon
     {
       onRequest: guard(context, 'connection.write'),
       schema: {
-        summary: 'Delete a connection and its secrets',
+        summary: 'Delete a connection and its secrets (refused while flows name it, unless force=true)',
         tags: ['connections'],
         params: ConnectionParams,
-        response: { 204: Type.Null(), ...GUARDED_ERRORS },
+        querystring: Type.Object({
+          force: Type.Optional(
+            Type.Boolean({
+              description: 'Delete it even though flows name it: their runs fail until it is back',
+            }),
+          ),
+        }),
+        response: { 204: Type.Null(), ...GUARDED_ERRORS, ...CONFLICT_ERRORS },
       },
     },
     async (request, reply) => {
       const { name } = request.params as { name: string };
-      const workspaceId = workspaceOf(request).id;
+      const { force } = request.query as { force?: boolean };
+      const workspace = workspaceOf(request);
+      const workspaceId = workspace.id;
+      if (!force) {
+        const scope = scopeOf(request);
+        const users: string[] = [];
+        for (const row of await scope.store.flows.all(workspaceId)) {
+          const loaded = await scope.runner.flows.get(workspaceId, workspace.name, row.name, row.version);
+          if (connectionsOf(loaded.flow, { signing: true }).includes(name)) users.push(row.name);
+        }
+        if (users.length > 0) {
+          throw new HttpError(
+            409,
+            'CONNECTION_IN_USE',
+            `connection "${name}" is named by ${users.length === 1 ? 'flow' : 'flows'} ${users
+              .map((flow) => `"${flow}"`)
+              .join(', ')}`,
+            'change those flows first, or delete it anyway with ?force=true (their runs fail until it is back)',
+          );
+        }
+      }
       await scopeOf(request).audit.transaction(async (trx) => {
         if (!(await scopeOf(request).store.connections.delete(workspaceId, name, trx))) {
           throw notFound(`connection "${name}"`);

@@ -11,7 +11,8 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { CONNECTORS } from '../../connectors/registry.js';
-import { flowConnections, type RuntimeCredentials } from '../../runs/credentials.js';
+import { connectionsOf } from '../../flow/connections.js';
+import type { RuntimeCredentials } from '../../runs/credentials.js';
 import { pageLimit } from '../../store/ids.js';
 import type { RunRow } from '../../store/runs.js';
 import type { RunStatus } from '../../store/schema.js';
@@ -243,7 +244,7 @@ export async function runsPlugin(app: FastifyInstance, context: ServerContext): 
         flow.version,
       );
       const items = [];
-      for (const connection of flowConnections(loaded.flow)) {
+      for (const connection of connectionsOf(loaded.flow, { signing: false })) {
         const row = await scopeOf(request).store.connections.get(workspace.id, connection);
         items.push({
           name: connection,
