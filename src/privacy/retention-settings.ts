@@ -1,8 +1,12 @@
 /**
  * Saving a workspace's privacy settings (`workspaces.settings`, JSON): checked against the
  * settings schema and the deployment's retention bounds, merged with whatever else the JSON
- * holds, and recorded in the audit log (ids, flags and numbers only).
+ * holds, and recorded in the audit log (ids, flags and numbers only). Switching log access to
+ * `deny` also deletes, in the same transaction, the payloads stored before: execution details
+ * and webhook bodies (unless a legal hold keeps them; lifting the hold later deletes them). Inputs of dead-lettered runs stay, for
+ * their retry: discarding a run deletes its input, and retention does after 30 days.
  */
+import type { Db } from '../store/schema.js';
 import { updateWorkspaceSettings } from '../store/workspaces.js';
 import type { AuditLog } from './audit.js';
 import { checkRetentionSettings, type RetentionConfig } from './retention-policy.js';
@@ -20,6 +24,8 @@ export interface SavedSettings {
   settings: WorkspacePrivacySettings;
   previous: WorkspacePrivacySettings;
   changed: boolean;
+  /** Payloads deleted because log access was switched to `deny`. */
+  payloadsDeleted?: { executionDetails: number; webhookBodies: number };
 }
 
 /**
@@ -58,8 +64,44 @@ export async function savePrivacySettings(
         trx,
       );
     }
-    return { settings, previous, changed };
+    // Now denied without a hold, and not before (a hold lifted later lets the deletion happen).
+    const deleting =
+      changed &&
+      settings.logAccess === 'deny' &&
+      !settings.legalHold &&
+      (previous.logAccess !== 'deny' || previous.legalHold === true);
+    if (!deleting) return { settings, previous, changed };
+    const payloadsDeleted = await deleteStoredPayloads(trx, workspaceId);
+    for (const [dataClass, count] of [
+      ['execution_detail', payloadsDeleted.executionDetails],
+      ['gateway_log', payloadsDeleted.webhookBodies],
+    ] as const) {
+      if (count === 0) continue;
+      await audit.append(
+        { workspaceId, actor, action: 'purge', dataClass, count, reason: 'log access denied', details: {} },
+        trx,
+      );
+    }
+    return { settings, previous, changed, payloadsDeleted };
   });
+}
+
+/** What an operator could read of a workspace's past runs: their step samples and error messages, and stored webhook bodies. */
+async function deleteStoredPayloads(
+  trx: Db,
+  workspaceId: string,
+): Promise<{ executionDetails: number; webhookBodies: number }> {
+  const details = await trx
+    .deleteFrom('run_details')
+    .where('workspace_id', '=', workspaceId)
+    .executeTakeFirst();
+  const bodies = await trx
+    .updateTable('gateway_log')
+    .set({ body: null })
+    .where('workspace_id', '=', workspaceId)
+    .where('body', 'is not', null)
+    .executeTakeFirst();
+  return { executionDetails: Number(details.numDeletedRows), webhookBodies: Number(bodies.numUpdatedRows) };
 }
 
 function details(
