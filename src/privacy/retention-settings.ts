@@ -3,8 +3,9 @@
  * settings schema and the deployment's retention bounds, merged with whatever else the JSON
  * holds, and recorded in the audit log (ids, flags and numbers only). Switching log access to
  * `deny` also deletes, in the same transaction, the payloads stored before: execution details
- * and webhook bodies (unless a legal hold keeps them; lifting the hold later deletes them). Inputs of dead-lettered runs stay, for
- * their retry: discarding a run deletes its input, and retention does after 30 days.
+ * and webhook bodies (unless a legal hold keeps them; lifting the hold later deletes them).
+ * Inputs of dead-lettered runs stay, for their retry: discarding a run deletes its input, and
+ * retention does after 30 days.
  */
 import type { Db } from '../store/schema.js';
 import { updateWorkspaceSettings } from '../store/workspaces.js';
@@ -24,8 +25,6 @@ export interface SavedSettings {
   settings: WorkspacePrivacySettings;
   previous: WorkspacePrivacySettings;
   changed: boolean;
-  /** Payloads deleted because log access was switched to `deny`. */
-  payloadsDeleted?: { executionDetails: number; webhookBodies: number };
 }
 
 /**
@@ -71,10 +70,10 @@ export async function savePrivacySettings(
       !settings.legalHold &&
       (previous.logAccess !== 'deny' || previous.legalHold === true);
     if (!deleting) return { settings, previous, changed };
-    const payloadsDeleted = await deleteStoredPayloads(trx, workspaceId);
+    const deleted = await deleteStoredPayloads(trx, workspaceId);
     for (const [dataClass, count] of [
-      ['execution_detail', payloadsDeleted.executionDetails],
-      ['gateway_log', payloadsDeleted.webhookBodies],
+      ['execution_detail', deleted.executionDetails],
+      ['gateway_log', deleted.webhookBodies],
     ] as const) {
       if (count === 0) continue;
       await audit.append(
@@ -82,11 +81,14 @@ export async function savePrivacySettings(
         trx,
       );
     }
-    return { settings, previous, changed, payloadsDeleted };
+    return { settings, previous, changed };
   });
 }
 
-/** What an operator could read of a workspace's past runs: their step samples and error messages, and stored webhook bodies. */
+/**
+ * Delete what an operator could read of a workspace's past runs: their step samples and error
+ * messages, and stored webhook bodies.
+ */
 async function deleteStoredPayloads(
   trx: Db,
   workspaceId: string,

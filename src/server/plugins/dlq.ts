@@ -3,19 +3,19 @@
  * crash), kept with their trigger input for standard flows so they can be retried. Retry sends
  * one back to the queue with fresh attempts; discard gives up on it (it becomes failed,
  * DISCARDED, and its input is deleted). Reading an entry's kept input (params and trigger
- * payload), to decide between the two, is a data reveal and is audited. Runs that kept no input (confidential flows, workspaces
- * that deny log access) are listed with a note saying so, and cannot be retried unless they
- * need no input (scheduled runs); nor can runs that were given credentials at run time, which
- * were forgotten when the run ended.
+ * payload), to decide between the two, is a data reveal and is audited. Runs that kept no
+ * input (confidential flows, workspaces that deny log access) are listed with a note saying
+ * so, and cannot be retried unless they need no input (scheduled runs); nor can runs that were
+ * given credentials at run time, which were forgotten when the run ended.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { pageLimit } from '../../store/ids.js';
 import { guard, scopeOf, workspaceOf } from '../auth.js';
-import { auditRoute } from './audit-events.js';
 import type { ServerContext } from '../context.js';
 import { HttpError, notFound } from '../http-errors.js';
 import type { RunInputWithCredentials } from '../../runs/credentials.js';
+import { auditRoute } from './audit-events.js';
 import { inputNote, replayable, runSummary } from './runs.js';
 import {
   CONFLICT_ERRORS,
