@@ -25,6 +25,8 @@ export interface SavedSettings {
   settings: WorkspacePrivacySettings;
   previous: WorkspacePrivacySettings;
   changed: boolean;
+  /** What switching log access to `deny` deleted, per data class (for the purge metrics). */
+  purged: { dataClass: 'execution_detail' | 'gateway_log'; count: number }[];
 }
 
 /**
@@ -69,19 +71,21 @@ export async function savePrivacySettings(
       settings.logAccess === 'deny' &&
       !settings.legalHold &&
       (previous.logAccess !== 'deny' || previous.legalHold === true);
-    if (!deleting) return { settings, previous, changed };
+    if (!deleting) return { settings, previous, changed, purged: [] };
     const deleted = await deleteStoredPayloads(trx, workspaceId);
-    for (const [dataClass, count] of [
-      ['execution_detail', deleted.executionDetails],
-      ['gateway_log', deleted.webhookBodies],
-    ] as const) {
-      if (count === 0) continue;
+    const purged = (
+      [
+        { dataClass: 'execution_detail', count: deleted.executionDetails },
+        { dataClass: 'gateway_log', count: deleted.webhookBodies },
+      ] as const
+    ).filter((entry) => entry.count > 0);
+    for (const { dataClass, count } of purged) {
       await audit.append(
         { workspaceId, actor, action: 'purge', dataClass, count, reason: 'log access denied', details: {} },
         trx,
       );
     }
-    return { settings, previous, changed };
+    return { settings, previous, changed, purged };
   });
 }
 

@@ -100,6 +100,14 @@ await describeStores('switching log access to deny', (store) => {
         .orderBy('seq')
         .execute();
 
+    const purgedMetric = async (dataClass: string) => {
+      const text = await (await t.api('/metrics')).text();
+      return Number(
+        new RegExp(`lethe_purged_records_total\\{data_class="${dataClass}"\\} (\\d+)`).exec(text)?.[1] ?? 0,
+      );
+    };
+    const metricBefore = [await purgedMetric('execution_detail'), await purgedMetric('gateway_log')];
+
     // Under a legal hold nothing goes.
     const held = await call(t, 'PUT', `${WS}/settings/privacy`, {
       token: owner,
@@ -118,6 +126,11 @@ await describeStores('switching log access to deny', (store) => {
     expect((await receipts()).map((row) => [row.data_class, Number(row.count)])).toEqual([
       ['execution_detail', 2],
       ['gateway_log', 1],
+    ]);
+    // Counted in the metrics as purges are.
+    expect([await purgedMetric('execution_detail'), await purgedMetric('gateway_log')]).toEqual([
+      metricBefore[0]! + 2,
+      metricBefore[1]! + 1,
     ]);
     // The run summaries stay, and the DLQ run can still be retried.
     const detail = await waitForRun(t, hooked);

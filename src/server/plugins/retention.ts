@@ -85,6 +85,9 @@ export async function retentionPlugin(app: FastifyInstance, context: ServerConte
         request.body,
         actorOf(request),
       );
+      // Payloads deleted by denying log access are purges too: counted like retention's.
+      for (const { dataClass, count } of saved.purged)
+        context.metrics.purgedRecords.inc({ data_class: dataClass }, count);
       if (saved.changed) {
         scopeOf(request).retention?.settingsChanged();
         scopeOf(request).runner.forgetWorkspace(workspace.id);
