@@ -10,6 +10,14 @@ import { decodeCursor, toPage, type Page } from './ids.js';
 import type { Database, Db, FlowsTable, FlowVersionsTable } from './schema.js';
 
 export type FlowRow = FlowsTable;
+
+/** What deleting a flow did. */
+export interface FlowDeletion {
+  /** Queued runs that were failed (whoever holds their inputs in memory drops them). */
+  queuedFailed: string[];
+  /** Rows deleted, by table (for the deletion's receipt). */
+  removed: Record<string, number>;
+}
 export type FlowVersionRow = FlowVersionsTable;
 
 export interface PutFlow {
@@ -237,26 +245,24 @@ export class FlowRepository {
    * and the inputs (DLQ) and execution details of its ended runs; its dead-lettered runs are
    * discarded (nothing could retry them), and its queued runs fail FLOW_DELETED without their
    * inputs. The run summaries stay in the activity stream (ids and counts only) until retention
-   * ages them out; a running run is left to end. Undefined when there is no such flow;
-   * otherwise the ids of the queued runs that were failed (whoever holds their inputs in memory
-   * drops them).
+   * ages them out; a running run is left to end. Undefined when there is no such flow.
    */
-  async delete(workspaceId: string, name: string, trx?: Db): Promise<{ queuedFailed: string[] } | undefined> {
+  async delete(workspaceId: string, name: string, trx?: Db): Promise<FlowDeletion | undefined> {
     if (trx) return this.deleteIn(workspaceId, name, trx);
     return this.db.transaction().execute((own) => this.deleteIn(workspaceId, name, own));
   }
 
-  private async deleteIn(
-    workspaceId: string,
-    name: string,
-    trx: Db,
-  ): Promise<{ queuedFailed: string[] } | undefined> {
+  private async deleteIn(workspaceId: string, name: string, trx: Db): Promise<FlowDeletion | undefined> {
     const result = await trx
       .deleteFrom('flows')
       .where('workspace_id', '=', workspaceId)
       .where('name', '=', name)
       .executeTakeFirst();
     if (Number(result.numDeletedRows) === 0) return undefined;
+    const removed: Record<string, number> = {};
+    const count = (table: string, outcome: { numDeletedRows: bigint }) => {
+      removed[table] = (removed[table] ?? 0) + Number(outcome.numDeletedRows);
+    };
     const named = [
       'flow_versions',
       'trigger_state',
@@ -266,11 +272,14 @@ export class FlowRepository {
       'notifications',
     ] as const;
     for (const table of named) {
-      await trx
-        .deleteFrom(table)
-        .where('workspace_id', '=', workspaceId)
-        .where('flow_name', '=', name)
-        .execute();
+      count(
+        table,
+        await trx
+          .deleteFrom(table)
+          .where('workspace_id', '=', workspaceId)
+          .where('flow_name', '=', name)
+          .executeTakeFirst(),
+      );
     }
     const ended = trx
       .selectFrom('runs')
@@ -279,11 +288,14 @@ export class FlowRepository {
       .where('flow_name', '=', name)
       .where('status', 'in', ['succeeded', 'failed', 'incomplete']);
     for (const table of ['run_inputs', 'run_details'] as const) {
-      await trx
-        .deleteFrom(table)
-        .where('workspace_id', '=', workspaceId)
-        .where('run_id', 'in', ended)
-        .execute();
+      count(
+        table,
+        await trx
+          .deleteFrom(table)
+          .where('workspace_id', '=', workspaceId)
+          .where('run_id', 'in', ended)
+          .executeTakeFirst(),
+      );
     }
     await trx
       .updateTable('runs')
@@ -305,12 +317,15 @@ export class FlowRepository {
         .execute()
     ).map((row) => row.id);
     for (let at = 0; at < queuedFailed.length; at += 500) {
-      await trx
-        .deleteFrom('run_inputs')
-        .where('workspace_id', '=', workspaceId)
-        .where('run_id', 'in', queuedFailed.slice(at, at + 500))
-        .execute();
+      count(
+        'run_inputs',
+        await trx
+          .deleteFrom('run_inputs')
+          .where('workspace_id', '=', workspaceId)
+          .where('run_id', 'in', queuedFailed.slice(at, at + 500))
+          .executeTakeFirst(),
+      );
     }
-    return { queuedFailed };
+    return { queuedFailed, removed };
   }
 }

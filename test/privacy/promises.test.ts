@@ -182,6 +182,21 @@ steps:
     expect(runs.map((run) => run.status).sort()).toEqual(['failed', 'succeeded']);
     expect(runs.find((run) => run.id === late)?.error_code).toBe('DISCARDED');
     expectError(await call(t, 'GET', `${WS}/flows/intake`), 404, 'NOT_FOUND');
+    // The deletion's receipt counts what went: two bodies, both runs' details, the DLQ input, the
+    // DLQ notice, the version.
+    const receipt = await t.server.context.store.db
+      .selectFrom('audit_log')
+      .select('details')
+      .where('action', '=', 'flow.deleted')
+      .orderBy('seq', 'desc')
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(receipt.details)).toMatchObject({
+      'removed.flow_versions': 1,
+      'removed.gateway_log': 2,
+      'removed.run_details': 2,
+      'removed.run_inputs': 1,
+      'removed.notifications': 1,
+    });
 
     // The other flow keeps its body, details and versions.
     expectSomewhere(after, keptValue, 'the other flow’s webhook body');

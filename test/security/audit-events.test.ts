@@ -189,7 +189,8 @@ await describeStores('audit events of the API', (store) => {
     const deleted = await expectOneEntry(t, 'flow.deleted', actor, forbidden, async () => {
       expect((await call(t, 'DELETE', `${WS}/flows/${name}`, { token: editor })).status).toBe(204);
     });
-    expect(deleted.parsed).toEqual({ flow: ref });
+    // With what went along, counted: its two versions.
+    expect(deleted.parsed).toEqual({ flow: ref, 'removed.flow_versions': 2 });
   });
 
   it('a change whose audit entry cannot be written does not happen (flows, connections, tokens)', async () => {

@@ -172,7 +172,19 @@ await describeStores('repositories', (kind) => {
         await ctx.store.triggerState.set(ctx.store.db, ws.id, name, 'poll', { cursor: 5 }, 1);
         await ctx.store.triggerState.remember(ctx.store.db, ws.id, name, 'k1', 'r1', 1);
       }
-      expect(await ctx.store.flows.delete(ws.id, 'gone')).toEqual({ queuedFailed: [] });
+      expect(await ctx.store.flows.delete(ws.id, 'gone')).toEqual({
+        queuedFailed: [],
+        removed: {
+          flow_versions: 2,
+          trigger_state: 1,
+          poll_seen: 1,
+          webhook_events_seen: 0,
+          gateway_log: 0,
+          notifications: 0,
+          run_inputs: 0,
+          run_details: 0,
+        },
+      });
       expect(await ctx.store.flows.get(ws.id, 'gone')).toBeUndefined();
       expect(await ctx.store.flows.versions(ws.id, 'gone')).toEqual([]);
       expect(await ctx.store.flows.byWebhookPath(ws.id, 'gone')).toBeUndefined();

@@ -279,7 +279,18 @@ export async function flowsPlugin(app: FastifyInstance, context: ServerContext):
       const deleted = await scopeOf(request).audit.transaction(async (trx) => {
         const gone = await scopeOf(request).store.flows.delete(workspaceId, name, trx);
         if (!gone) throw notFound(`flow "${name}"`);
-        await auditRoute(request, 'flow.deleted', { flow: nameRef(workspaceId, 'flow', name) }, { trx });
+        // The receipt says how much of each kind went with it (counts only).
+        const removed = Object.entries(gone.removed).filter(([, n]) => n > 0);
+        await auditRoute(
+          request,
+          'flow.deleted',
+          {
+            flow: nameRef(workspaceId, 'flow', name),
+            ...Object.fromEntries(removed.map(([table, n]) => [`removed.${table}`, n])),
+            ...(gone.queuedFailed.length > 0 ? { queuedRunsFailed: gone.queuedFailed.length } : {}),
+          },
+          { trx },
+        );
         return gone;
       });
       // The queued runs it failed will not run: what they held in memory goes too.
