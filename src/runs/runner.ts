@@ -540,14 +540,10 @@ export class Runner {
     }
     let error = ending.error;
     const cancelled = result?.status === 'cancelled' || error?.code === 'CANCELLED';
-    // A run whose flow was deleted while it ran has nothing to be retried with: it fails, and
-    // keeps no input in the dead-letter queue (the flow's deletion discarded the rest).
-    if (
-      error &&
-      !cancelled &&
-      error.code !== 'FLOW_DELETED' &&
-      !(await this.store.flows.get(run.workspace_id, run.flow_name))
-    ) {
+    // A run whose flow was deleted while it ran (or deleted and made anew since it was queued)
+    // has nothing to be retried with: it fails, and keeps no input in the dead-letter queue
+    // (the flow's deletion discarded the rest).
+    if (error && !cancelled && error.code !== 'FLOW_DELETED' && (await this.flowGone(run))) {
       error = new LetheError('FLOW_DELETED', `flow "${run.flow_name}" was deleted while this run ran`, {
         step: error.details.step,
       });
@@ -626,6 +622,12 @@ export class Runner {
     const workspace = await this.store.workspaces.byId(id);
     this.workspaces.set(id, { workspace, until: now + WORKSPACE_CACHE_MS });
     return workspace;
+  }
+
+  /** Whether the run's flow is no more: deleted, or deleted and made anew after it was queued. */
+  private async flowGone(run: RunRow): Promise<boolean> {
+    const flow = await this.store.flows.get(run.workspace_id, run.flow_name);
+    return !flow || Number(flow.created_at) > Number(run.queued_at);
   }
 
   private async retryPolicy(run: RunRow): Promise<{ backoff?: string; delay?: string } | undefined> {

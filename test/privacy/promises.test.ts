@@ -204,7 +204,7 @@ steps:
     expect((await call(t, 'GET', `${WS}/flows/kept`)).status).toBe(200);
   });
 
-  it('deleting a flow fails its queued runs (FLOW_DELETED) and deletes their inputs; a run it cut short fails without entering the DLQ', async () => {
+  it('deleting a flow fails its queued runs (FLOW_DELETED) and deletes their inputs; a run it cut short fails without entering the DLQ, even when the flow is made anew', async () => {
     const t = server();
     const flow = (file: string) => `version: 1
 name: waiting
@@ -233,6 +233,8 @@ steps:
     await waitForRun(t, running, (d) => d.run.status === 'running');
 
     expect((await call(t, 'DELETE', `${WS}/flows/waiting`)).status).toBe(204);
+    // …and made anew under the same name: the running run's flow is still gone.
+    await putFlow(t, 'waiting', flow('pipe.csv'));
     // A row that does not convert: the run fails, and would have been retried or dead-lettered.
     // Asynchronous: opening a pipe for writing waits for its reader, which is in this process.
     await writeFile(pipe, 'a\nnot-a-number\n');
