@@ -1,7 +1,21 @@
-/** What the server benchmarks share: a request body, ports, waiting for a server, load, stopping. */
+/**
+ * What the server benchmarks share: the intake flow, a request body, ports, waiting for a
+ * server, load, stopping.
+ */
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import autocannon from 'autocannon';
+
+/** A webhook answered 202 once its run is durably queued; the run prices the order's lines. */
+export const INTAKE_FLOW = `version: 1
+name: intake
+trigger: { webhook: { path: intake, respond: accepted } }
+steps:
+  - id: order
+    input: { trigger: true }
+  - id: priced
+    compute: { from: order, columns: { total: "qty * price" } }
+`;
 
 /** ~1 KB of JSON: an order with a few lines. */
 export function orderBody(): string {

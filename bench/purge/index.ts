@@ -23,22 +23,12 @@ import { fileURLToPath } from 'node:url';
 import Sqlite from 'better-sqlite3';
 import { newId } from '../../src/store/ids.js';
 import { Store } from '../../src/store/index.js';
-import { freePort, orderBody, postLoad, stop, waitFor, type Measured } from '../support.js';
+import { freePort, INTAKE_FLOW, orderBody, postLoad, stop, waitFor, type Measured } from '../support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const DAY = 86_400_000;
 const CONNECTIONS = 20;
-
-const INTAKE_FLOW = `version: 1
-name: intake
-trigger: { webhook: { path: intake, respond: accepted } }
-steps:
-  - id: order
-    input: { trigger: true }
-  - id: priced
-    compute: { from: order, columns: { total: "qty * price" } }
-`;
 
 /** Write `total` expired records: 40 % runs, 20 % their inputs, 40 % gateway log entries. */
 async function seed(

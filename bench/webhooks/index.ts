@@ -15,20 +15,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, orderBody, postLoad, stop, waitFor, type Measured } from '../support.js';
+import { freePort, INTAKE_FLOW, orderBody, postLoad, stop, waitFor, type Measured } from '../support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
-
-const INTAKE_FLOW = `version: 1
-name: intake
-trigger: { webhook: { path: intake, respond: accepted } }
-steps:
-  - id: order
-    input: { trigger: true }
-  - id: priced
-    compute: { from: order, columns: { total: "qty * price" } }
-`;
 
 const RESULT_FLOW = `version: 1
 name: totals

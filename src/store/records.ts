@@ -25,8 +25,8 @@ export type WorkspaceKeyRow = WorkspaceKeysTable;
 export class ConnectionRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async get(workspaceId: string, name: string): Promise<ConnectionRow | undefined> {
-    return this.db
+  async get(workspaceId: string, name: string, db: Db = this.db): Promise<ConnectionRow | undefined> {
+    return db
       .selectFrom('connections')
       .selectAll()
       .where('workspace_id', '=', workspaceId)
@@ -59,12 +59,7 @@ export class ConnectionRepository {
 
   /** Store a connection (in `trx` when given, e.g. with its audit entry). */
   async put(row: ConnectionRow, trx: Db = this.db): Promise<{ created: boolean }> {
-    const existing = await trx
-      .selectFrom('connections')
-      .select('created_at')
-      .where('workspace_id', '=', row.workspace_id)
-      .where('name', '=', row.name)
-      .executeTakeFirst();
+    const existing = await this.get(row.workspace_id, row.name, trx);
     await trx
       .insertInto('connections')
       .values({ ...row, created_at: existing?.created_at ?? row.created_at })

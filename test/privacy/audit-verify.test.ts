@@ -22,7 +22,7 @@ import { AuditLog } from '../../src/privacy/audit.js';
 import { newId } from '../../src/store/ids.js';
 import type { Store } from '../../src/store/index.js';
 import { expectNoStackTrace, lethe } from '../cli/support.js';
-import { describeStores, newPlace, runRow, type StorePlace } from '../store/support.js';
+import { describeStores, gatewayRow, newPlace, runRow, type StorePlace } from '../store/support.js';
 
 const DAY = 86_400_000;
 
@@ -33,19 +33,14 @@ async function seed(store: Store, name: string): Promise<void> {
   for (const age of [45, 40, 2]) {
     await store.db
       .insertInto('gateway_log')
-      .values({
-        id: newId(now - age * DAY),
-        workspace_id: ws.id,
-        path: 'p',
-        flow_name: null,
-        received_at: now - age * DAY,
-        method: 'POST',
-        content_type: 'application/json',
-        size: 200,
-        status: 202,
-        run_id: null,
-        body: JSON.stringify({ filler: 'x'.repeat(200) }),
-      })
+      .values(
+        gatewayRow(ws.id, {
+          received_at: now - age * DAY,
+          content_type: 'application/json',
+          size: 200,
+          body: JSON.stringify({ filler: 'x'.repeat(200) }),
+        }),
+      )
       .execute();
   }
   for (const age of [31, 2]) {

@@ -16,6 +16,7 @@ import type { Store } from '../../src/store/index.js';
 import { STORED_TABLES } from '../../src/store/tables.js';
 import type { TestServer } from '../helpers/server.js';
 import { call, describeStores, expectError, useServer } from '../server/api-support.js';
+import { gatewayRow } from '../store/support.js';
 
 const DAY = 86_400_000;
 const api = (ws: string) => `/api/v1/workspaces/${ws}`;
@@ -91,19 +92,7 @@ await describeStores('inventory report', (kind) => {
     const other = (await store.workspaces.ensure(uniqueWs('other')))!;
     const now = Date.now();
     // Planted records of known ages (within their retention, so no purge takes them meanwhile).
-    const gateway = (workspaceId: string, age: number) => ({
-      id: newId(),
-      workspace_id: workspaceId,
-      path: 'p',
-      flow_name: null,
-      received_at: now - age,
-      method: 'POST',
-      content_type: null,
-      size: 0,
-      status: 202,
-      run_id: null,
-      body: null,
-    });
+    const gateway = (workspaceId: string, age: number) => gatewayRow(workspaceId, { received_at: now - age });
     await store.db
       .insertInto('gateway_log')
       .values([

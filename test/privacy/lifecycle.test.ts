@@ -200,6 +200,17 @@ describe('crypto-shredding: a restored old copy of the database cannot be decryp
   }
 });
 
+/** The status a workspace's webhook answers a POST of `body` with. */
+async function hookStatus(t: TestServer, workspace: string, path: string, body = '{}'): Promise<number> {
+  const response = await fetch(`${t.url}/hooks/${workspace}/${path}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
 await describeStores('closing a workspace', (kind: StoreKind) => {
   const server = useServer(kind);
 
@@ -215,15 +226,7 @@ await describeStores('closing a workspace', (kind: StoreKind) => {
     });
     const admin = await t.token('admin', name);
     // Before closing: all of it works (so the checks below can fail).
-    expect(
-      (
-        await fetch(`${t.url}/hooks/${name}/in`, {
-          method: 'POST',
-          body: '{}',
-          headers: { 'content-type': 'application/json' },
-        })
-      ).status,
-    ).toBe(202);
+    expect(await hookStatus(t, name, 'in')).toBe(202);
     await eventually(
       async () => (await runsOf(store, id)).some((run) => run.trigger === 'schedule'),
       'a scheduled run',
@@ -290,17 +293,7 @@ await describeStores('closing a workspace', (kind: StoreKind) => {
     );
 
     // Webhooks stop (within the hook target cache's 2 s).
-    await eventually(
-      async () =>
-        (
-          await fetch(`${t.url}/hooks/${name}/in`, {
-            method: 'POST',
-            body: '{}',
-            headers: { 'content-type': 'application/json' },
-          })
-        ).status === 404,
-      'the webhook to refuse',
-    );
+    await eventually(async () => (await hookStatus(t, name, 'in')) === 404, 'the webhook to refuse');
     // Schedules stop: after any tick in flight settles, no new run for a while.
     await new Promise((resolve) => setTimeout(resolve, 1200));
     const settled = (await runsOf(store, id)).length;
@@ -326,17 +319,7 @@ await describeStores('closing a workspace', (kind: StoreKind) => {
     expect(reopened).toMatchObject({ flowsResumed: 3, runsInDlq: 1 });
     expect((await call(t, 'GET', `${api(name)}/flows`, { token: owner })).status).toBe(200);
     expect(await decryptWith(store, vault, id)).toBe(secret);
-    await eventually(
-      async () =>
-        (
-          await fetch(`${t.url}/hooks/${name}/in`, {
-            method: 'POST',
-            body: '{}',
-            headers: { 'content-type': 'application/json' },
-          })
-        ).status === 202,
-      'the webhook to answer again',
-    );
+    await eventually(async () => (await hookStatus(t, name, 'in')) === 202, 'the webhook to answer again');
     await eventually(async () => (await runsOf(store, id)).length > settled + 1, 'schedules to fire again');
     const dlq = await call<{ items: { id: string }[] }>(t, 'GET', `${api(name)}/dlq`, { token: owner });
     expect(dlq.body.items.map((item) => item.id)).toContain(waiting.id);
@@ -372,15 +355,7 @@ await describeStores('closing a workspace', (kind: StoreKind) => {
     const workspace = (await store.workspaces.byId(id))!;
     const created = await runs.create({ workspace, flow, trigger: 'manual' });
     await t.server.context.runner.waitFor(created.run.id, 10_000);
-    expect(
-      (
-        await fetch(`${t.url}/hooks/${name}/hook`, {
-          method: 'POST',
-          body: '{"x":1}',
-          headers: { 'content-type': 'application/json' },
-        })
-      ).status,
-    ).toBe(202);
+    expect(await hookStatus(t, name, 'hook', '{"x":1}')).toBe(202);
     await store.counters.reserve({ workspace: id, counter: 'c', period: '' }, 3);
     const files = t.server.context.runner.filesDir(name);
     mkdirSync(files, { recursive: true });

@@ -5,8 +5,7 @@
  * dead-lettered runs stay for their retry; a legal hold keeps everything until it is lifted.
  */
 import { expect, it } from 'vitest';
-import type { TestServer } from '../helpers/server.js';
-import { call, describeStores, putFlow, useServer, waitForRun, WS } from '../server/api-support.js';
+import { call, describeStores, postHook, putFlow, useServer, waitForRun, WS } from '../server/api-support.js';
 
 const HOOKED = `version: 1
 name: hooked
@@ -24,17 +23,6 @@ steps:
   - id: read
     input: { file: never-there.csv }
 `;
-
-async function hook(t: TestServer, workspace: string, body: unknown): Promise<string> {
-  const response = await fetch(`${t.url}/hooks/${workspace}/hooked`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  expect(response.status, text).toBe(202);
-  return (JSON.parse(text) as { runId: string }).runId;
-}
 
 await describeStores('switching log access to deny', (store) => {
   const server = useServer(store);
@@ -56,12 +44,12 @@ await describeStores('switching log access to deny', (store) => {
     });
     expect(put.status, await put.text()).toBeLessThan(300);
 
-    const hooked = await hook(t, 'default', { v: 'default-body-4471' });
+    const hooked = await postHook(t, 'hooked', { v: 'default-body-4471' });
     expect((await waitForRun(t, hooked)).run.status).toBe('succeeded');
     const started = await call<{ runId: string }>(t, 'POST', `${WS}/flows/failing/runs`, { body: {} });
     const failed = started.body.runId;
     expect((await waitForRun(t, failed)).run.status).toBe('incomplete');
-    const otherRun = await hook(t, 'other-ws', { v: 'other-body-9134' });
+    const otherRun = await postHook(t, 'hooked', { v: 'other-body-9134' }, 'other-ws');
     const ws = (await t.server.context.store.workspaces.byName('default'))!;
     const otherWs = (await t.server.context.store.workspaces.byName('other-ws'))!;
     for (let i = 0; i < 200; i++) {

@@ -29,6 +29,7 @@ import {
   call,
   describeStores,
   expectError,
+  postHook,
   putFlow,
   useServer,
   waitForRun,
@@ -50,17 +51,6 @@ async function tableBlobs(t: TestServer): Promise<Blob[]> {
     blobs.push(textBlob(`table ${table}`, rows.map((row) => JSON.stringify(row)).join('\n')));
   }
   return blobs;
-}
-
-async function postHook(t: TestServer, path: string, body: unknown): Promise<string> {
-  const response = await fetch(`${t.url}/hooks/default/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  expect(response.status, text).toBe(202);
-  return (JSON.parse(text) as { runId: string }).runId;
 }
 
 async function rowsOf(t: TestServer, table: 'run_inputs' | 'run_details', runIds: string[]) {

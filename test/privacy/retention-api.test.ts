@@ -5,9 +5,9 @@
  */
 import { beforeEach, describe, expect, it } from 'vitest';
 import { retentionConfig } from '../../src/privacy/retention-policy.js';
-import { newId } from '../../src/store/ids.js';
 import { call, describeStores, expectError, useServer, WS } from '../server/api-support.js';
 import type { TestServer } from '../helpers/server.js';
+import { gatewayRow } from '../store/support.js';
 
 const DAY = 86_400_000;
 const SETTINGS = `${WS}/settings/privacy`;
@@ -18,19 +18,7 @@ async function gatewayRows(t: TestServer, workspace: string, ages: number[]): Pr
     const at = Date.now() - age * DAY;
     await t.server.context.store.db
       .insertInto('gateway_log')
-      .values({
-        id: newId(at),
-        workspace_id: ws.id,
-        path: 'p',
-        flow_name: null,
-        received_at: at,
-        method: 'POST',
-        content_type: null,
-        size: 0,
-        status: 202,
-        run_id: null,
-        body: null,
-      })
+      .values(gatewayRow(ws.id, { received_at: at }))
       .execute();
   }
 }

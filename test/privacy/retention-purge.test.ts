@@ -4,6 +4,7 @@
  * consistent, every pass leaves one audit entry per (workspace, class), the chain verifies, and
  * the dry-run forecast says exactly what the pass then deletes.
  */
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/privacy/audit.js';
 import {
@@ -18,7 +19,7 @@ import { newId } from '../../src/store/ids.js';
 import type { Store } from '../../src/store/index.js';
 import type { RunStatus } from '../../src/store/schema.js';
 import { STORED_TABLES } from '../../src/store/tables.js';
-import { describeStores, freshStore, runRow, type StorePlace } from '../store/support.js';
+import { describeStores, freshStore, gatewayRow, runRow, type StorePlace } from '../store/support.js';
 
 const DAY = 86_400_000;
 
@@ -34,19 +35,16 @@ async function seed(store: Store, workspaceId: string, now: number) {
     const id = (ids[label] = newId(now - age * DAY));
     await db
       .insertInto('gateway_log')
-      .values({
-        id,
-        workspace_id: workspaceId,
-        path: 'p',
-        flow_name: 'f',
-        received_at: now - age * DAY,
-        method: 'POST',
-        content_type: 'application/json',
-        size: 10,
-        status: 202,
-        run_id: null,
-        body: '{"a":1}',
-      })
+      .values(
+        gatewayRow(workspaceId, {
+          id,
+          flow_name: 'f',
+          received_at: now - age * DAY,
+          content_type: 'application/json',
+          size: 10,
+          body: '{"a":1}',
+        }),
+      )
       .execute();
   }
   for (const [label, age] of [
@@ -145,38 +143,29 @@ async function seed(store: Store, workspaceId: string, now: number) {
   return ids;
 }
 
+/** Where each kind of labelled row lives (by the label's prefix): its table and key column. */
+const LABELLED: readonly (readonly [prefix: string, table: string, key: string])[] = [
+  ['gw_', 'gateway_log', 'id'],
+  ['note_', 'notifications', 'id'],
+  ['erasure_', 'erasure_requests', 'id'],
+  ['seen_', 'webhook_events_seen', 'event_id'],
+  ['details_', 'run_details', 'run_id'],
+  ['orphan_input_', 'run_inputs', 'run_id'],
+];
+
 /** Which of a seeded workspace's labelled rows are still there. */
 async function remaining(store: Store, ids: Record<string, string>): Promise<string[]> {
   const present: string[] = [];
-  const has = async (table: 'gateway_log' | 'notifications' | 'erasure_requests', id: string) =>
-    (await store.db.selectFrom(table).select('id').where('id', '=', id).executeTakeFirst()) !== undefined;
   for (const [label, id] of Object.entries(ids)) {
+    const place = LABELLED.find(([prefix]) => label.startsWith(prefix));
     let found: boolean;
-    if (label.startsWith('gw_')) found = await has('gateway_log', id);
-    else if (label.startsWith('note_')) found = await has('notifications', id);
-    else if (label.startsWith('erasure_')) found = await has('erasure_requests', id);
-    else if (label.startsWith('seen_'))
-      found =
-        (await store.db
-          .selectFrom('webhook_events_seen')
-          .select('event_id')
-          .where('event_id', '=', id)
-          .executeTakeFirst()) !== undefined;
-    else if (label.startsWith('details_'))
-      found =
-        (await store.db
-          .selectFrom('run_details')
-          .select('run_id')
-          .where('run_id', '=', id)
-          .executeTakeFirst()) !== undefined;
-    else if (label.startsWith('orphan_input_'))
-      found =
-        (await store.db
-          .selectFrom('run_inputs')
-          .select('run_id')
-          .where('run_id', '=', id)
-          .executeTakeFirst()) !== undefined;
-    else {
+    if (place) {
+      const [, table, key] = place;
+      const rows = await sql`select 1 as one from ${sql.table(table)} where ${sql.ref(key)} = ${id}`.execute(
+        store.db,
+      );
+      found = rows.rows.length > 0;
+    } else {
       const run = await store.runs.get(id);
       found = run !== undefined;
       if (found && (await store.runs.input(id)) !== undefined) present.push(`${label}+input`);
@@ -485,19 +474,7 @@ await describeStores('retention purge', (kind) => {
     for (let i = 0; i < 100; i++) {
       await store.db
         .insertInto('gateway_log')
-        .values({
-          id: newId(),
-          workspace_id: ws.id,
-          path: 'p',
-          flow_name: null,
-          received_at: i < 60 ? now - 5000 - i : now + 60_000,
-          method: 'POST',
-          content_type: null,
-          size: 0,
-          status: 202,
-          run_id: null,
-          body: null,
-        })
+        .values(gatewayRow(ws.id, { received_at: i < 60 ? now - 5000 - i : now + 60_000 }))
         .execute();
     }
     const report = await purger.runOnce();
@@ -516,19 +493,7 @@ await describeStores('retention purge', (kind) => {
     for (let i = 0; i < 200; i++) {
       await store.db
         .insertInto('gateway_log')
-        .values({
-          id: newId(old + i),
-          workspace_id: ws.id,
-          path: 'p',
-          flow_name: null,
-          received_at: old + i,
-          method: 'POST',
-          content_type: null,
-          size: 0,
-          status: 202,
-          run_id: null,
-          body: null,
-        })
+        .values(gatewayRow(ws.id, { received_at: old + i }))
         .execute();
     }
     const held = new Promise<void>((resolve) => {

@@ -26,7 +26,7 @@ import {
   postgresBlobs,
   type Blob,
 } from '../privacy/confidential-scan.js';
-import { call, expectError } from '../server/api-support.js';
+import { call, expectError, postHook } from '../server/api-support.js';
 
 const FLOW = `version: 1
 name: intake
@@ -65,13 +65,7 @@ async function waitForRun(t: TestServer, ws: string, token: string, id: string):
 
 /** Post the canary to the workspace's webhook; the run writes it to a file. */
 async function intake(t: TestServer, ws: string, token: string, value: string): Promise<void> {
-  const response = await fetch(`${t.url}/hooks/${ws}/intake`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ order: 1, note: value }),
-  });
-  expect(response.status).toBe(202);
-  const { runId } = (await response.json()) as { runId: string };
+  const runId = await postHook(t, 'intake', { order: 1, note: value }, ws);
   expect(await waitForRun(t, ws, token, runId)).toBe('succeeded');
 }
 

@@ -17,7 +17,16 @@ import { verifyAuditChain } from '../../src/privacy/retention-audit.js';
 import { nameRef } from '../../src/server/plugins/audit-events.js';
 import type { AuditLogTable } from '../../src/store/schema.js';
 import type { TestServer } from '../helpers/server.js';
-import { call, describeStores, putFlow, useServer, waitForRun, WS } from '../server/api-support.js';
+import {
+  auditEntriesAfter,
+  call,
+  describeStores,
+  lastAuditSeq,
+  putFlow,
+  useServer,
+  waitForRun,
+  WS,
+} from '../server/api-support.js';
 
 const SECRET_VALUE = 'hunter2-very-secret-value';
 const PAYLOAD = 'payload-marker-5521';
@@ -30,25 +39,6 @@ steps:
   - id: values
     input: { values: [{ a: "${PAYLOAD}" }] }${extra}
 `;
-}
-
-async function lastSeq(t: TestServer): Promise<number> {
-  const row = await t.server.context.home.db
-    .selectFrom('audit_log')
-    .select('seq')
-    .orderBy('seq', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return Number(row?.seq ?? 0);
-}
-
-async function entriesAfter(t: TestServer, seq: number): Promise<AuditLogTable[]> {
-  return t.server.context.home.db
-    .selectFrom('audit_log')
-    .selectAll()
-    .where('seq', '>', seq)
-    .orderBy('seq')
-    .execute();
 }
 
 /** A token's id, as the audit log names its actor (`token:<id>`). */
@@ -73,11 +63,11 @@ async function expectOneEntry(
   forbidden: string[],
   work: () => Promise<void>,
 ): Promise<AuditLogTable & { parsed: Record<string, unknown> }> {
-  const seq = await lastSeq(t);
+  const seq = await lastAuditSeq(t);
   const before = Date.now();
   await work();
   const after = Date.now();
-  const entries = await entriesAfter(t, seq);
+  const entries = await auditEntriesAfter(t, seq);
   expect(
     entries.map((entry) => entry.action),
     action,
@@ -116,9 +106,9 @@ await describeStores('audit events of the API', (store) => {
     });
     expect(revoked.parsed).toEqual({ tokenId: created.id, alreadyRevoked: false });
     // A refused request leaves nothing.
-    const seq = await lastSeq(t);
+    const seq = await lastAuditSeq(t);
     expect((await call(t, 'DELETE', `${WS}/tokens/nope`, { token: admin })).status).toBe(404);
-    expect(await entriesAfter(t, seq)).toEqual([]);
+    expect(await auditEntriesAfter(t, seq)).toEqual([]);
   });
 
   it('connection created, changed, read and deleted: one entry each, no name, no secret', async () => {
@@ -178,14 +168,14 @@ await describeStores('audit events of the API', (store) => {
       putFlow(t, name, flowText(name, '\n  - id: out\n    output: { from: values, respond: true }'), editor),
     );
     expect(changed.parsed).toEqual({ flow: ref, version: 2 });
-    const seq = await lastSeq(t);
+    const seq = await lastAuditSeq(t);
     await putFlow(
       t,
       name,
       flowText(name, '\n  - id: out\n    output: { from: values, respond: true }'),
       editor,
     );
-    expect(await entriesAfter(t, seq)).toEqual([]);
+    expect(await auditEntriesAfter(t, seq)).toEqual([]);
     const deleted = await expectOneEntry(t, 'flow.deleted', actor, forbidden, async () => {
       expect((await call(t, 'DELETE', `${WS}/flows/${name}`, { token: editor })).status).toBe(204);
     });
@@ -228,7 +218,7 @@ await describeStores('audit events of the API', (store) => {
       ).map((row) => `${row.id}:${row.revoked_at === null ? 'live' : 'revoked'}`),
     });
     const before = await counts();
-    const seq = await lastSeq(t);
+    const seq = await lastAuditSeq(t);
     // The audit log refuses every entry (a full disk, a lost connection: any failure to append).
     if (store === 'sqlite') {
       await sql`create trigger audit_down before insert on audit_log
@@ -268,7 +258,7 @@ await describeStores('audit events of the API', (store) => {
     }
     // Nothing changed, and nothing was recorded.
     expect(await counts()).toEqual(before);
-    expect(await entriesAfter(t, seq)).toEqual([]);
+    expect(await auditEntriesAfter(t, seq)).toEqual([]);
     const kept = await db
       .selectFrom('connections')
       .select('settings')
@@ -286,7 +276,7 @@ await describeStores('audit events of the API', (store) => {
     const t = server();
     const editor = await t.token('editor');
     const ws = await workspaceId(t);
-    const seq = await lastSeq(t);
+    const seq = await lastAuditSeq(t);
     const texts = Array.from({ length: 8 }, (_, i) =>
       flowText('raced-flow', `\n  - id: out${i}\n    output: { from: values, respond: true }`),
     );
@@ -299,7 +289,7 @@ await describeStores('audit events of the API', (store) => {
       .orderBy('version')
       .execute();
     expect(versions.map((row) => Number(row.version))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
-    const entries = await entriesAfter(t, seq);
+    const entries = await auditEntriesAfter(t, seq);
     expect(entries.map((entry) => entry.action).sort()).toEqual([
       'flow.changed',
       'flow.changed',
@@ -339,9 +329,9 @@ await describeStores('audit events of the API', (store) => {
     );
     expect(entry.parsed).toEqual({ runId: started.body.runId });
     // The activity stream shows no values: no reveal, no entry.
-    const seq = await lastSeq(t);
+    const seq = await lastAuditSeq(t);
     expect((await call(t, 'GET', `${WS}/runs`, { token: viewer })).status).toBe(200);
-    expect(await entriesAfter(t, seq)).toEqual([]);
+    expect(await auditEntriesAfter(t, seq)).toEqual([]);
   });
 
   it('reading stored webhook bodies is a data reveal: one entry with their count, no payload', async () => {

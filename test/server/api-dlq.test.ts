@@ -1,8 +1,10 @@
 import { expect, it } from 'vitest';
 import {
+  auditEntriesAfter,
   call,
   describeStores,
   expectError,
+  lastAuditSeq,
   putFlow,
   startRun,
   useServer,
@@ -120,13 +122,7 @@ await describeStores('dead-letter queue API', (store) => {
     const id = await startRun(t, 'held', { region: 'north-7731' });
     expect((await waitForRun(t, id)).run.status).toBe('incomplete');
     const viewer = await t.token('viewer');
-    const db = t.server.context.home.db;
-    const last = async () =>
-      Number(
-        (await db.selectFrom('audit_log').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst())
-          ?.seq ?? 0,
-      );
-    const seq = await last();
+    const seq = await lastAuditSeq(t);
     const input = await call<{ runId: string; params: Record<string, unknown>; payload: unknown }>(
       t,
       'GET',
@@ -135,7 +131,7 @@ await describeStores('dead-letter queue API', (store) => {
     );
     expect(input.status, input.text).toBe(200);
     expect(input.body).toEqual({ runId: id, params: { region: 'north-7731' }, payload: null });
-    const entries = await db.selectFrom('audit_log').selectAll().where('seq', '>', seq).execute();
+    const entries = await auditEntriesAfter(t, seq);
     expect(entries.map((entry) => [entry.action, JSON.parse(entry.details)])).toEqual([
       ['dlq.input.read', { runId: id }],
     ]);

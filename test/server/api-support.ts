@@ -1,12 +1,14 @@
 /**
  * Shared pieces of the API tests: one server per store for a describe block (SQLite always,
  * PostgreSQL when it answers — skipped loudly otherwise, unless LETHE_REQUIRE_SERVICES=1),
- * JSON requests, and waiting for a run by polling its route (bounded, never a fixed sleep).
+ * JSON requests, posting to a webhook, reading the audit log after a point, and waiting for a
+ * run by polling its route (bounded, never a fixed sleep).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeWithPostgres, PG_URL_VARIABLE, pgAvailable, servicesRequired } from '../helpers/services.js';
+import type { AuditLogTable } from '../../src/store/schema.js';
 import { startTestServer, type StoreKind, type TestServer } from '../helpers/server.js';
 
 export const STORES: readonly StoreKind[] = ['sqlite', 'postgres'];
@@ -95,6 +97,44 @@ export async function putFlow(t: TestServer, name: string, yaml: string, token?:
   });
   const text = await response.text();
   expect(response.status, text).toBeLessThan(300);
+}
+
+/** POST a JSON body to a workspace's webhook, expect the 202, and give the run id. */
+export async function postHook(
+  t: TestServer,
+  path: string,
+  body: unknown,
+  workspace = 'default',
+): Promise<string> {
+  const response = await fetch(`${t.url}/hooks/${workspace}/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  expect(response.status, text).toBe(202);
+  return (JSON.parse(text) as { runId: string }).runId;
+}
+
+/** The home region's last audit entry's number (0 when there is none). */
+export async function lastAuditSeq(t: TestServer): Promise<number> {
+  const row = await t.server.context.home.db
+    .selectFrom('audit_log')
+    .select('seq')
+    .orderBy('seq', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return Number(row?.seq ?? 0);
+}
+
+/** The home region's audit entries after `seq`, in order. */
+export async function auditEntriesAfter(t: TestServer, seq: number): Promise<AuditLogTable[]> {
+  return t.server.context.home.db
+    .selectFrom('audit_log')
+    .selectAll()
+    .where('seq', '>', seq)
+    .orderBy('seq')
+    .execute();
 }
 
 /** Put a file in the default workspace's files folder (where flows' relative paths point). */

@@ -6,9 +6,17 @@
  * a disabled flow is tested in test/triggers.
  */
 import { expect, it } from 'vitest';
-import type { AuditLogTable } from '../../src/store/schema.js';
 import type { TestServer } from '../helpers/server.js';
-import { call, describeStores, expectError, putFlow, useServer, WS } from './api-support.js';
+import {
+  auditEntriesAfter,
+  call,
+  describeStores,
+  expectError,
+  lastAuditSeq,
+  putFlow,
+  useServer,
+  WS,
+} from './api-support.js';
 
 const FLOW = `version: 1
 name: orders-in
@@ -30,26 +38,6 @@ const hook = (t: TestServer) =>
     body: JSON.stringify({ id: 1 }),
   });
 
-async function auditActions(t: TestServer, after: number): Promise<string[]> {
-  const rows: Pick<AuditLogTable, 'action'>[] = await t.server.context.home.db
-    .selectFrom('audit_log')
-    .select('action')
-    .where('seq', '>', after)
-    .orderBy('seq')
-    .execute();
-  return rows.map((row) => row.action);
-}
-
-async function lastSeq(t: TestServer): Promise<number> {
-  const row = await t.server.context.home.db
-    .selectFrom('audit_log')
-    .select('seq')
-    .orderBy('seq', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return Number(row?.seq ?? 0);
-}
-
 await describeStores('enabling and disabling flows', (store) => {
   const server = useServer(store);
 
@@ -59,7 +47,7 @@ await describeStores('enabling and disabling flows', (store) => {
     await putFlow(t, 'orders-in', FLOW);
     const before = await hook(t);
     expect(before.status, await before.text()).toBe(202);
-    const seq = await lastSeq(t);
+    const seq = await lastAuditSeq(t);
 
     const disabled = await call<Switched>(t, 'POST', `${WS}/flows/orders-in/disable`, { token: editor });
     expect(disabled.status, disabled.text).toBe(200);
@@ -91,7 +79,10 @@ await describeStores('enabling and disabling flows', (store) => {
     expect(enabled.body).toMatchObject({ flow: { enabled: true, version: 1 }, changed: true });
     const back = await hook(t);
     expect(back.status, await back.text()).toBe(202);
-    expect(await auditActions(t, seq)).toEqual(['flow.disabled', 'flow.enabled']);
+    expect((await auditEntriesAfter(t, seq)).map((entry) => entry.action)).toEqual([
+      'flow.disabled',
+      'flow.enabled',
+    ]);
   });
 
   it('viewers may not switch a flow; an unknown flow is a 404', async () => {

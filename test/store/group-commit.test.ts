@@ -5,21 +5,10 @@ import type { GatewayLogRow } from '../../src/store/records.js';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../src/store/schema.js';
 import { isUniqueViolation } from '../../src/store/database.js';
-import { describeStores, newPlace, runRow, type StorePlace } from './support.js';
+import { describeStores, gatewayRow, newPlace, runRow, type StorePlace } from './support.js';
 
-const entry = (workspaceId: string, id = newId()): GatewayLogRow => ({
-  id,
-  workspace_id: workspaceId,
-  path: 'p',
-  flow_name: 'f',
-  received_at: 1,
-  method: 'POST',
-  content_type: null,
-  size: 1,
-  status: 202,
-  run_id: null,
-  body: null,
-});
+const entry = (workspaceId: string, id = newId()): GatewayLogRow =>
+  gatewayRow(workspaceId, { id, flow_name: 'f', received_at: 1, size: 1 });
 
 /** Ids of the gateway log rows a store sees (through its own connection). */
 async function visible(store: Store, ids: string[]): Promise<Set<string>> {

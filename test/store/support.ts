@@ -14,6 +14,7 @@ import type { Flow } from '../../src/flow/validate.js';
 import { parseFlow } from '../../src/flow/load.js';
 import { Store } from '../../src/store/index.js';
 import { newId } from '../../src/store/ids.js';
+import type { GatewayLogRow } from '../../src/store/records.js';
 import type { RunRow } from '../../src/store/runs.js';
 import { pgSchemaUrl } from '../helpers/server.js';
 import { describeWithPostgres } from '../helpers/services.js';
@@ -131,6 +132,25 @@ export function flowYaml(name: string, trigger?: string, extra = ''): string {
     `    input: { values: [{ a: 1 }] }${extra}`,
     '',
   ].join('\n');
+}
+
+/** A gateway log row (a received webhook) for tests: an empty POST to "p", received now. */
+export function gatewayRow(workspaceId: string, overrides: Partial<GatewayLogRow> = {}): GatewayLogRow {
+  const at = overrides.received_at ?? Date.now();
+  return {
+    id: newId(at),
+    workspace_id: workspaceId,
+    path: 'p',
+    flow_name: null,
+    received_at: at,
+    method: 'POST',
+    content_type: null,
+    size: 0,
+    status: 202,
+    run_id: null,
+    body: null,
+    ...overrides,
+  };
 }
 
 /** A queued run row with sensible defaults. */
